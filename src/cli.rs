@@ -1,0 +1,103 @@
+//! The command line: every command reads the same configuration as `serve`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{App, AppState, StartError, shutdown_signal};
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::domain::organisation::NewOrganisation;
+use crate::service::{Ctx, organisations};
+
+#[derive(Debug, Parser)]
+#[command(name = "mandat", version, about = "Delegated access for aidants and usagers")]
+pub struct Cli {
+    /// Optional TOML configuration file (same keys as the MANDAT_* variables, lower case).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (applies migrations first unless --no-migrate).
+    Serve {
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage organisations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organisation; prints {"id": ...}.
+    Create(OrgCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct OrgCreate {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub address: String,
+    #[arg(long)]
+    pub siret: Option<String>,
+    /// Comma-separated démarche ids (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub demarches: Option<Vec<String>>,
+}
+
+/// What a command ended with: the process exit code.
+pub type ExitCode = i32;
+
+pub async fn run(cli: Cli, config: Config) -> Result<ExitCode, StartError> {
+    match cli.command {
+        Command::Serve { no_migrate } => serve(config, !no_migrate).await,
+        Command::Migrate => {
+            crate::app::open_store(&config, true).await?.close().await;
+            println!("migrations applied");
+            Ok(0)
+        }
+        Command::Org(OrgCommand::Create(args)) => {
+            let input = match NewOrganisation::parse(
+                &args.name,
+                &args.address,
+                args.siret.as_deref(),
+                args.demarches.as_deref(),
+            ) {
+                Ok(i) => i,
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("--{}: {}", e.field.replace('_', "-"), e.message);
+                    }
+                    return Ok(2);
+                }
+            };
+            let state = AppState::new(config, Arc::new(SystemClock), true).await?;
+            let org = organisations::create(&state, &Ctx::system(), input)
+                .await
+                .map_err(|e| StartError::Other(anyhow::anyhow!("{e}")))?;
+            state.sequencer.barrier().await.map_err(|e| StartError::Other(e.into()))?;
+            println!("{}", serde_json::json!({ "id": org.id }));
+            state.store.close().await;
+            Ok(0)
+        }
+    }
+}
+
+async fn serve(config: Config, migrate: bool) -> Result<ExitCode, StartError> {
+    let public_url = config.public_url.clone();
+    let app = App::build(config, migrate).await?;
+    let addr = app.local_addr();
+    tracing::info!(%addr, "listening");
+    println!("mandat listening on http://{addr} (public URL {public_url})");
+    app.run_until(shutdown_signal()).await?;
+    Ok(0)
+}

@@ -1,0 +1,18 @@
+//! Pure domain types and rules: no I/O, no HTTP, no SQL.
+
+pub mod demarche;
+pub mod organisation;
+pub mod text;
+
+/// A validation failure on one input field; the message is French and safe to show.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: &str) -> Self {
+        Self { field: field.to_owned(), message: message.to_owned() }
+    }
+}

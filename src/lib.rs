@@ -1,0 +1,18 @@
+//! mandat: delegated access for aidants acting for usagers under scoped, time-limited,
+//! revocable mandates, with a tamper-evident audit log.
+//!
+//! Layers (one-way): `http` → `service` → `domain` + `store` + `audit` + `crypto`.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod service;
+pub mod store;
+pub mod telemetry;

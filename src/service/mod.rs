@@ -1,0 +1,19 @@
+//! Use cases. Each public function is one transaction: it reads, decides, writes the change
+//! and its audit events, and commits — or changes nothing.
+
+pub mod organisations;
+
+use crate::audit::Actor;
+
+/// Who is asking, and the request it belongs to (for audit events).
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub actor: Actor,
+    pub request_id: Option<String>,
+}
+
+impl Ctx {
+    pub fn system() -> Self {
+        Self { actor: Actor::system(), request_id: None }
+    }
+}

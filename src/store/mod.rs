@@ -1,0 +1,124 @@
+//! Storage behind traits, one implementation per backend, chosen once at start-up from the
+//! database URL. A use case opens one [`Tx`], does its reads and writes — including its audit
+//! events — and commits; dropping a `Tx` rolls it back.
+//!
+//! The SQL shared by both backends is written once (`shared.rs`) and instantiated for each
+//! backend's transaction type; what differs (locks, connection options) lives in `sqlite.rs`
+//! and `postgres.rs`. No `sqlx::Any`.
+
+mod postgres;
+mod rows;
+mod shared;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use postgres::PgStore;
+pub use rows::*;
+pub use sqlite::SqliteStore;
+
+use crate::config::DatabaseUrl;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or did not answer in time.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A unique constraint was violated (the name of the constraint or index).
+    #[error("conflict on {0}")]
+    Conflict(String),
+    /// Stored data does not have the expected shape.
+    #[error("corrupt data in {0}")]
+    Corrupt(&'static str),
+    #[error("database error")]
+    Db(#[source] sqlx::Error),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                Self::Unavailable(e)
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                let name = db.constraint().map(str::to_owned).unwrap_or_else(|| db.message().to_owned());
+                Self::Conflict(name)
+            }
+            _ => Self::Db(e),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// A database: opens transactions.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    /// Applies the embedded migrations of this backend.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// `Ok` when the database answers and every embedded migration is applied.
+    async fn ready(&self) -> Result<(), StoreError>;
+    /// Opens a read-write transaction.
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+    /// Opens the transaction of the audit sequencer, holding its exclusive lock.
+    async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError>;
+    /// Closes the pool.
+    async fn close(&self);
+}
+
+/// One transaction. The repositories are supertraits so each area keeps its own file.
+#[async_trait]
+pub trait Tx: OrgRepo + AuditRepo + Send {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait OrgRepo {
+    async fn insert_organisation(&mut self, org: &OrganisationRow) -> Result<(), StoreError>;
+    async fn get_organisation(&mut self, id: uuid::Uuid) -> Result<Option<OrganisationRow>, StoreError>;
+}
+
+#[async_trait]
+pub trait AuditRepo {
+    /// Stage one: the pending event, in the business transaction.
+    async fn enqueue_audit(&mut self, event_json: &str) -> Result<(), StoreError>;
+    /// Committed queue rows, oldest first: `(queue id, event json)`.
+    async fn audit_queue_batch(&mut self, limit: i64) -> Result<Vec<(i64, String)>, StoreError>;
+    /// `(next index, chain hash of the last entry)`.
+    async fn audit_head(&mut self) -> Result<(i64, Vec<u8>), StoreError>;
+    async fn insert_audit_entries(&mut self, entries: &[AuditEntry]) -> Result<(), StoreError>;
+    async fn delete_audit_queue(&mut self, ids: &[i64]) -> Result<(), StoreError>;
+    async fn set_audit_head(&mut self, next_index: i64, chain_hash: &[u8]) -> Result<(), StoreError>;
+    /// Stored entries with `idx >= from`, in index order, at most `limit`.
+    async fn audit_entries(&mut self, from: i64, limit: i64) -> Result<Vec<StoredAuditEntry>, StoreError>;
+}
+
+/// Opens the store the URL names, waiting at most `timeout` for the first connection.
+pub async fn connect(
+    url: &DatabaseUrl,
+    max_connections: u32,
+    timeout: std::time::Duration,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match url {
+        DatabaseUrl::Sqlite(u) => Arc::new(SqliteStore::connect(u, max_connections, timeout).await?),
+        DatabaseUrl::Postgres(u) => Arc::new(PgStore::connect(u, max_connections, timeout).await?),
+    })
+}

@@ -1,0 +1,83 @@
+//! PostgreSQL backend: a pool shared by any number of stateless instances; the audit
+//! sequencer is serialised across instances by a transaction-scoped advisory lock.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret as _, SecretString};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use super::shared::impl_shared_repos;
+use super::{Backend, Store, StoreError, Tx};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Advisory lock key of the audit sequencer ("mandat" in ASCII).
+const SEQUENCER_LOCK: i64 = 0x6d61_6e64_6174;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &SecretString, max_connections: u32, timeout: Duration) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(timeout)
+            .connect(url.expose_secret())
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+pub struct PgTx(Transaction<'static, Postgres>);
+
+impl_shared_repos!(PgTx);
+
+#[async_trait]
+impl Tx for PgTx {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.0.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Other(e.into()))
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await?;
+        let expected = MIGRATOR.iter().map(|m| m.version).max();
+        if applied == expected { Ok(()) } else { Err(StoreError::Corrupt("migrations not current")) }
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        Ok(Box::new(PgTx(self.pool.begin().await?)))
+    }
+
+    async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEQUENCER_LOCK).execute(&mut *tx).await?;
+        Ok(Box::new(PgTx(tx)))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,146 @@
+//! SQL that both backends run unchanged (SQLite accepts `$N` parameters too). Each backend
+//! instantiates these repositories for its own transaction type, so every query is
+//! type-checked against that backend's driver.
+
+macro_rules! impl_shared_repos {
+    ($tx:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::OrgRepo for $tx {
+            async fn insert_organisation(
+                &mut self,
+                org: &$crate::store::OrganisationRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO organisation (id, name, address, siret, allowed_demarches, active, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(org.id)
+                .bind(&org.name)
+                .bind(&org.address)
+                .bind(&org.siret)
+                .bind(&org.allowed_demarches)
+                .bind(org.active)
+                .bind(org.created_at)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_organisation(
+                &mut self,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::store::OrganisationRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, name, address, siret, allowed_demarches, active, created_at \
+                     FROM organisation WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut *self.0)
+                .await?)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::AuditRepo for $tx {
+            async fn enqueue_audit(&mut self, event_json: &str) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("INSERT INTO audit_queue (event) VALUES ($1)")
+                    .bind(event_json)
+                    .execute(&mut *self.0)
+                    .await?;
+                Ok(())
+            }
+
+            async fn audit_queue_batch(
+                &mut self,
+                limit: i64,
+            ) -> Result<Vec<(i64, String)>, $crate::store::StoreError> {
+                Ok(sqlx::query_as("SELECT id, event FROM audit_queue ORDER BY id LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&mut *self.0)
+                    .await?)
+            }
+
+            async fn audit_head(&mut self) -> Result<(i64, Vec<u8>), $crate::store::StoreError> {
+                Ok(sqlx::query_as("SELECT next_index, chain_hash FROM audit_head WHERE id = 1")
+                    .fetch_one(&mut *self.0)
+                    .await?)
+            }
+
+            async fn insert_audit_entries(
+                &mut self,
+                entries: &[$crate::store::AuditEntry],
+            ) -> Result<(), $crate::store::StoreError> {
+                // Bounded batches keep the parameter count under both drivers' limits.
+                for chunk in entries.chunks(64) {
+                    let mut log = sqlx::QueryBuilder::new(
+                        "INSERT INTO audit_log (idx, ts, action, actor_kind, actor_id, organisation_id, usager_id, mandate_id, leaf_hash, chain_hash) ",
+                    );
+                    log.push_values(chunk, |mut b, e| {
+                        b.push_bind(e.idx)
+                            .push_bind(&e.ts)
+                            .push_bind(&e.action)
+                            .push_bind(&e.actor_kind)
+                            .push_bind(&e.actor_id)
+                            .push_bind(&e.organisation)
+                            .push_bind(&e.usager)
+                            .push_bind(&e.mandate)
+                            .push_bind(&e.leaf_hash)
+                            .push_bind(&e.chain_hash);
+                    });
+                    log.build().execute(&mut *self.0).await?;
+                    let mut payload =
+                        sqlx::QueryBuilder::new("INSERT INTO audit_payload (idx, canonical_event, prune_after) ");
+                    payload.push_values(chunk, |mut b, e| {
+                        b.push_bind(e.idx).push_bind(&e.canonical).push_bind(e.prune_after);
+                    });
+                    payload.build().execute(&mut *self.0).await?;
+                }
+                Ok(())
+            }
+
+            async fn delete_audit_queue(&mut self, ids: &[i64]) -> Result<(), $crate::store::StoreError> {
+                for chunk in ids.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::new("DELETE FROM audit_queue WHERE id IN (");
+                    let mut sep = q.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *self.0).await?;
+                }
+                Ok(())
+            }
+
+            async fn set_audit_head(
+                &mut self,
+                next_index: i64,
+                chain_hash: &[u8],
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("UPDATE audit_head SET next_index = $1, chain_hash = $2 WHERE id = 1")
+                    .bind(next_index)
+                    .bind(chain_hash)
+                    .execute(&mut *self.0)
+                    .await?;
+                Ok(())
+            }
+
+            async fn audit_entries(
+                &mut self,
+                from: i64,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::StoredAuditEntry>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT l.idx, l.leaf_hash, l.chain_hash, p.canonical_event \
+                     FROM audit_log l LEFT JOIN audit_payload p ON p.idx = l.idx \
+                     WHERE l.idx >= $1 ORDER BY l.idx LIMIT $2",
+                )
+                .bind(from)
+                .bind(limit)
+                .fetch_all(&mut *self.0)
+                .await?)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_shared_repos;
