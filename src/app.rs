@@ -48,7 +48,8 @@ impl StartError {
 /// Resolves the master key: configured, or read/created in the local key file.
 pub fn load_keyring(config: &Config) -> Result<Keyring, StartError> {
     let master = match &config.master_key {
-        Some(k) => MasterKey::from_base64(k).map_err(|m| StartError::Config(format!("MANDAT_MASTER_KEY: {m}")))?,
+        Some(k) => MasterKey::from_base64(k)
+            .map_err(|m| StartError::Config(format!("MANDAT_MASTER_KEY: {m}")))?,
         None => {
             let (key, created) = MasterKey::load_or_create_file(&config.keys_file)
                 .map_err(|e| StartError::Config(format!("MANDAT_KEYS_FILE: {e}")))?;
@@ -68,13 +69,20 @@ pub fn load_keyring(config: &Config) -> Result<Keyring, StartError> {
 
 /// Connects to the database (exit 4 within 30 s when unreachable) and optionally migrates.
 pub async fn open_store(config: &Config, migrate: bool) -> Result<Arc<dyn Store>, StartError> {
-    let store = store::connect(&config.database_url, config.database_max_connections, Duration::from_secs(20))
-        .await
-        .map_err(|e| StartError::Database(describe_store_error(&e)))?;
+    let store = store::connect(
+        &config.database_url,
+        config.database_max_connections,
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| StartError::Database(describe_store_error(&e)))?;
     if migrate {
         store.migrate().await.map_err(|e| match e {
             StoreError::Unavailable(_) => StartError::Database(describe_store_error(&e)),
-            other => StartError::Other(anyhow::anyhow!("migration failed: {}", describe_store_error(&other))),
+            other => StartError::Other(anyhow::anyhow!(
+                "migration failed: {}",
+                describe_store_error(&other)
+            )),
         })?;
     }
     Ok(store)
@@ -93,7 +101,11 @@ fn describe_store_error(e: &StoreError) -> String {
 }
 
 impl AppState {
-    pub async fn new(config: Config, clock: Arc<dyn Clock>, migrate: bool) -> Result<Self, StartError> {
+    pub async fn new(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        migrate: bool,
+    ) -> Result<Self, StartError> {
         let keyring = load_keyring(&config)?;
         let store = open_store(&config, migrate).await?;
         Ok(Self {
@@ -115,9 +127,12 @@ pub struct App {
 impl App {
     /// Builds the application on the configured address.
     pub async fn build(config: Config, migrate: bool) -> Result<Self, StartError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| StartError::Config(format!("MANDAT_LISTEN: cannot listen on {}: {e}", config.listen)))?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+            StartError::Config(format!(
+                "MANDAT_LISTEN: cannot listen on {}: {e}",
+                config.listen
+            ))
+        })?;
         let state = AppState::new(config, Arc::new(SystemClock), migrate).await?;
         Ok(Self { state, listener })
     }
@@ -128,17 +143,25 @@ impl App {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| ([127, 0, 0, 1], 0).into())
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| ([127, 0, 0, 1], 0).into())
     }
 
     /// Serves until `shutdown` resolves, then drains connections and background jobs.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let jobs = tokio::spawn(self.state.sequencer.clone().run(stop_rx));
         let router = crate::http::router(self.state.clone());
-        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         let _ = stop_tx.send(true);
         let _ = jobs.await;
         self.state.store.close().await;

@@ -12,7 +12,11 @@ use crate::domain::organisation::NewOrganisation;
 use crate::service::{Ctx, organisations};
 
 #[derive(Debug, Parser)]
-#[command(name = "mandat", version, about = "Delegated access for aidants and usagers")]
+#[command(
+    name = "mandat",
+    version,
+    about = "Delegated access for aidants and usagers"
+)]
 pub struct Cli {
     /// Optional TOML configuration file (same keys as the MANDAT_* variables, lower case).
     #[arg(long, global = true, value_name = "FILE")]
@@ -84,7 +88,11 @@ pub async fn run(cli: Cli, config: Config) -> Result<ExitCode, StartError> {
             let org = organisations::create(&state, &Ctx::system(), input)
                 .await
                 .map_err(|e| StartError::Other(anyhow::anyhow!("{e}")))?;
-            state.sequencer.barrier().await.map_err(|e| StartError::Other(e.into()))?;
+            state
+                .sequencer
+                .barrier()
+                .await
+                .map_err(|e| StartError::Other(e.into()))?;
             println!("{}", serde_json::json!({ "id": org.id }));
             state.store.close().await;
             Ok(0)

@@ -21,7 +21,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(var: &str, message: impl Into<String>) -> Self {
-        Self { var: var.to_owned(), message: message.into() }
+        Self {
+            var: var.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -89,11 +92,15 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -208,29 +215,49 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut values: BTreeMap<String, String> = BTreeMap::new();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", path.display())))?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::new("--config", e.message().to_owned()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+            })?;
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                ConfigError::new("--config", e.message().to_owned())
+            })?;
             for (k, v) in table {
                 if !KNOWN.contains(&k.as_str()) {
-                    return Err(ConfigError::new(&k, "unknown key in the configuration file"));
+                    return Err(ConfigError::new(
+                        &k,
+                        "unknown key in the configuration file",
+                    ));
                 }
                 let s = match v {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
-                    toml::Value::Boolean(b) => if b { "1".into() } else { "0".into() },
-                    _ => return Err(ConfigError::new(&k, "expected a string, integer or boolean")),
+                    toml::Value::Boolean(b) => {
+                        if b {
+                            "1".into()
+                        } else {
+                            "0".into()
+                        }
+                    }
+                    _ => {
+                        return Err(ConfigError::new(
+                            &k,
+                            "expected a string, integer or boolean",
+                        ));
+                    }
                 };
                 values.insert(k, s);
             }
         }
         for (k, v) in env {
-            let Some(rest) = k.strip_prefix("MANDAT_") else { continue };
+            let Some(rest) = k.strip_prefix("MANDAT_") else {
+                continue;
+            };
             let key = rest.to_ascii_lowercase();
             if !KNOWN.contains(&key.as_str()) {
-                return Err(ConfigError::new(k, "unknown variable (see README.md, Configuration)"));
+                return Err(ConfigError::new(
+                    k,
+                    "unknown variable (see README.md, Configuration)",
+                ));
             }
             values.insert(key, v.clone());
         }
@@ -241,12 +268,18 @@ impl Config {
 
     fn validate(raw: Raw) -> Result<Self, ConfigError> {
         let database_url = DatabaseUrl::parse(
-            raw.database_url.as_deref().unwrap_or("sqlite://./mandat.db"),
+            raw.database_url
+                .as_deref()
+                .unwrap_or("sqlite://./mandat.db"),
         )
         .map_err(|m| ConfigError::new("MANDAT_DATABASE_URL", m))?;
-        let database_max_connections =
-            parse_num(raw.database_max_connections.as_deref(), "database_max_connections", 16, 1, 1000)?
-                as u32;
+        let database_max_connections = parse_num(
+            raw.database_max_connections.as_deref(),
+            "database_max_connections",
+            16,
+            1,
+            1000,
+        )? as u32;
         let listen_raw = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
         let listen: SocketAddr = listen_raw.parse().map_err(|_| {
             ConfigError::new(
@@ -278,22 +311,35 @@ impl Config {
         let keys_file = PathBuf::from(raw.keys_file.unwrap_or_else(|| "./mandat.keys".into()));
         let sms = match raw.sms_provider.as_deref().unwrap_or("outbox") {
             "outbox" => SmsProvider::Outbox {
-                path: PathBuf::from(raw.sms_outbox.unwrap_or_else(|| "./sms-outbox.jsonl".into())),
+                path: PathBuf::from(
+                    raw.sms_outbox
+                        .unwrap_or_else(|| "./sms-outbox.jsonl".into()),
+                ),
             },
             "http" => {
                 let url = raw.sms_http_url.ok_or_else(|| {
-                    ConfigError::new("MANDAT_SMS_HTTP_URL", "required when MANDAT_SMS_PROVIDER=http")
+                    ConfigError::new(
+                        "MANDAT_SMS_HTTP_URL",
+                        "required when MANDAT_SMS_PROVIDER=http",
+                    )
                 })?;
                 if !url.starts_with("https://") && !url.starts_with("http://") {
-                    return Err(ConfigError::new("MANDAT_SMS_HTTP_URL", "expected an http(s) URL"));
+                    return Err(ConfigError::new(
+                        "MANDAT_SMS_HTTP_URL",
+                        "expected an http(s) URL",
+                    ));
                 }
-                let token = secret(raw.sms_http_token, raw.sms_http_token_file, "sms_http_token")?
-                    .ok_or_else(|| {
-                        ConfigError::new(
-                            "MANDAT_SMS_HTTP_TOKEN",
-                            "required when MANDAT_SMS_PROVIDER=http",
-                        )
-                    })?;
+                let token = secret(
+                    raw.sms_http_token,
+                    raw.sms_http_token_file,
+                    "sms_http_token",
+                )?
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "MANDAT_SMS_HTTP_TOKEN",
+                        "required when MANDAT_SMS_PROVIDER=http",
+                    )
+                })?;
                 SmsProvider::Http { url, token }
             }
             other => {
@@ -303,8 +349,11 @@ impl Config {
                 ));
             }
         };
-        let sms_webhook_secret =
-            secret(raw.sms_webhook_secret, raw.sms_webhook_secret_file, "sms_webhook_secret")?;
+        let sms_webhook_secret = secret(
+            raw.sms_webhook_secret,
+            raw.sms_webhook_secret_file,
+            "sms_webhook_secret",
+        )?;
         let mut trusted_proxies = Vec::new();
         for part in raw.trusted_proxies.as_deref().unwrap_or("").split(',') {
             let part = part.trim();
@@ -312,7 +361,10 @@ impl Config {
                 continue;
             }
             trusted_proxies.push(Cidr::parse(part).ok_or_else(|| {
-                ConfigError::new("MANDAT_TRUSTED_PROXIES", format!("'{part}' is not a CIDR block"))
+                ConfigError::new(
+                    "MANDAT_TRUSTED_PROXIES",
+                    format!("'{part}' is not a CIDR block"),
+                )
             })?);
         }
         let log = raw.log.unwrap_or_else(|| "info".into());
@@ -329,15 +381,37 @@ impl Config {
                 ));
             }
         };
-        let retention_file =
-            PathBuf::from(raw.retention_file.unwrap_or_else(|| "policies/retention.toml".into()));
-        let request_timeout_secs =
-            parse_num(raw.request_timeout_secs.as_deref(), "request_timeout_secs", 30, 1, 3600)?;
-        let checkpoint_every_events =
-            parse_num(raw.checkpoint_every_events.as_deref(), "checkpoint_every_events", 1000, 1, 10_000_000)?;
-        let checkpoint_interval_ms =
-            parse_num(raw.checkpoint_interval_ms.as_deref(), "checkpoint_interval_ms", 1000, 10, 3_600_000)?;
-        let host = public_url.split_once("://").map_or("", |(_, h)| h).split('/').next().unwrap_or("");
+        let retention_file = PathBuf::from(
+            raw.retention_file
+                .unwrap_or_else(|| "policies/retention.toml".into()),
+        );
+        let request_timeout_secs = parse_num(
+            raw.request_timeout_secs.as_deref(),
+            "request_timeout_secs",
+            30,
+            1,
+            3600,
+        )?;
+        let checkpoint_every_events = parse_num(
+            raw.checkpoint_every_events.as_deref(),
+            "checkpoint_every_events",
+            1000,
+            1,
+            10_000_000,
+        )?;
+        let checkpoint_interval_ms = parse_num(
+            raw.checkpoint_interval_ms.as_deref(),
+            "checkpoint_interval_ms",
+            1000,
+            10,
+            3_600_000,
+        )?;
+        let host = public_url
+            .split_once("://")
+            .map_or("", |(_, h)| h)
+            .split('/')
+            .next()
+            .unwrap_or("");
         let checkpoint_origin = raw.audit_origin.unwrap_or_else(|| format!("{host}/audit"));
         if checkpoint_origin.is_empty()
             || checkpoint_origin.contains(|c: char| c.is_whitespace() || c == '+' || c.is_control())
@@ -347,11 +421,15 @@ impl Config {
                 "must be non-empty, without spaces or '+'",
             ));
         }
-        let publish_checkpoints = parse_bool(raw.publish_checkpoints.as_deref(), "publish_checkpoints")?;
+        let publish_checkpoints =
+            parse_bool(raw.publish_checkpoints.as_deref(), "publish_checkpoints")?;
         let metrics_addr = match raw.metrics_addr {
             None => None,
             Some(s) => Some(s.parse().map_err(|_| {
-                ConfigError::new("MANDAT_METRICS_ADDR", format!("'{s}' is not a socket address"))
+                ConfigError::new(
+                    "MANDAT_METRICS_ADDR",
+                    format!("'{s}' is not a socket address"),
+                )
             })?),
         };
         Ok(Self {
@@ -391,7 +469,9 @@ impl Config {
                 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned(),
             )),
             keys_file: dir.join("mandat.keys"),
-            sms: SmsProvider::Outbox { path: dir.join("sms-outbox.jsonl") },
+            sms: SmsProvider::Outbox {
+                path: dir.join("sms-outbox.jsonl"),
+            },
             sms_webhook_secret: None,
             trusted_proxies: Vec::new(),
             log: "warn".into(),
@@ -417,20 +497,36 @@ fn parse_bool(v: Option<&str>, key: &str) -> Result<bool, ConfigError> {
     match v {
         None | Some("" | "0" | "false" | "no") => Ok(false),
         Some("1" | "true" | "yes") => Ok(true),
-        Some(other) => Err(ConfigError::new(&var(key), format!("'{other}' is not a boolean (1 or 0)"))),
+        Some(other) => Err(ConfigError::new(
+            &var(key),
+            format!("'{other}' is not a boolean (1 or 0)"),
+        )),
     }
 }
 
-fn parse_num(v: Option<&str>, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+fn parse_num(
+    v: Option<&str>,
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
     let Some(s) = v else { return Ok(default) };
     match s.trim().parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(ConfigError::new(&var(key), format!("expected an integer between {min} and {max}"))),
+        _ => Err(ConfigError::new(
+            &var(key),
+            format!("expected an integer between {min} and {max}"),
+        )),
     }
 }
 
 /// A secret given directly or as `<NAME>_FILE` (one trailing newline stripped). Both → error.
-fn secret(direct: Option<String>, file: Option<String>, key: &str) -> Result<Option<SecretString>, ConfigError> {
+fn secret(
+    direct: Option<String>,
+    file: Option<String>,
+    key: &str,
+) -> Result<Option<SecretString>, ConfigError> {
     match (direct, file) {
         (Some(_), Some(_)) => Err(ConfigError::new(
             &var(key),
@@ -439,7 +535,10 @@ fn secret(direct: Option<String>, file: Option<String>, key: &str) -> Result<Opt
         (Some(v), None) => Ok(Some(SecretString::from(v))),
         (None, Some(path)) => {
             let mut text = std::fs::read_to_string(&path).map_err(|e| {
-                ConfigError::new(&format!("{}_FILE", var(key)), format!("cannot read {path}: {}", e.kind()))
+                ConfigError::new(
+                    &format!("{}_FILE", var(key)),
+                    format!("cannot read {path}: {}", e.kind()),
+                )
             })?;
             while text.ends_with('\n') || text.ends_with('\r') {
                 text.pop();
@@ -455,13 +554,18 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
     fn defaults_make_a_local_run_work() {
         let c = Config::from_sources(None, &env(&[])).unwrap();
-        assert!(matches!(c.database_url, DatabaseUrl::Sqlite(ref u) if u == "sqlite://./mandat.db"));
+        assert!(
+            matches!(c.database_url, DatabaseUrl::Sqlite(ref u) if u == "sqlite://./mandat.db")
+        );
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.checkpoint_origin, "127.0.0.1:8080/audit");
     }
@@ -495,14 +599,22 @@ mod tests {
         std::fs::write(&toml, "listen = \"127.0.0.1:9000\"\nlog = \"debug\"\n").unwrap();
         let c = Config::from_sources(
             Some(&toml),
-            &env(&[("MANDAT_MASTER_KEY_FILE", key.to_str().unwrap()), ("MANDAT_LOG", "warn")]),
+            &env(&[
+                ("MANDAT_MASTER_KEY_FILE", key.to_str().unwrap()),
+                ("MANDAT_LOG", "warn"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.log, "warn", "environment wins over the file");
         assert!(c.master_key.is_some());
         std::fs::write(&toml, "lisen = \"x\"\n").unwrap();
-        assert_eq!(Config::from_sources(Some(&toml), &env(&[])).unwrap_err().var, "lisen");
+        assert_eq!(
+            Config::from_sources(Some(&toml), &env(&[]))
+                .unwrap_err()
+                .var,
+            "lisen"
+        );
     }
 
     #[test]

@@ -16,7 +16,10 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{detail}")]
-    InvalidRequest { detail: String, errors: Vec<FieldError> },
+    InvalidRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     #[error("validation failed")]
     Validation(Vec<FieldError>),
     #[error("authentication required")]
@@ -94,7 +97,10 @@ pub fn status_parts(status: StatusCode) -> (&'static str, &'static str) {
         409 => ("conflict", "Conflit"),
         410 => ("gone", "Ressource expirée"),
         413 => ("payload_too_large", "Requête trop volumineuse"),
-        415 => ("unsupported_media_type", "Type de contenu non pris en charge"),
+        415 => (
+            "unsupported_media_type",
+            "Type de contenu non pris en charge",
+        ),
         422 => ("validation_failed", "Données invalides"),
         423 => ("locked", "Ressource verrouillée"),
         429 => ("rate_limited", "Trop de requêtes"),
@@ -121,7 +127,8 @@ impl Problem {
     pub fn into_response_with(self, status: StatusCode) -> Response {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut res = (status, body).into_response();
-        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         res
     }
 }
@@ -132,7 +139,9 @@ impl AppError {
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Validation(_) | Self::InvalidCode { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::StepUpRequired | Self::MandateNotActive => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::StepUpRequired | Self::MandateNotActive => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -148,16 +157,28 @@ impl AppError {
     fn code_and_detail(&self) -> (&'static str, String) {
         match self {
             Self::InvalidRequest { detail, .. } => ("invalid_request", detail.clone()),
-            Self::Validation(_) => ("validation_failed", "Certains champs sont invalides.".into()),
-            Self::Unauthenticated => ("unauthenticated", "Identifiants incorrects ou session expirée.".into()),
-            Self::Forbidden => ("forbidden", "Vous n'avez pas le droit d'effectuer cette action.".into()),
+            Self::Validation(_) => (
+                "validation_failed",
+                "Certains champs sont invalides.".into(),
+            ),
+            Self::Unauthenticated => (
+                "unauthenticated",
+                "Identifiants incorrects ou session expirée.".into(),
+            ),
+            Self::Forbidden => (
+                "forbidden",
+                "Vous n'avez pas le droit d'effectuer cette action.".into(),
+            ),
             Self::NotFound => ("not_found", "Cette ressource n'existe pas.".into()),
             Self::Conflict(d) => ("conflict", d.clone()),
             Self::StepUpRequired => (
                 "step_up_required",
                 "Saisissez un nouveau code à usage unique pour continuer.".into(),
             ),
-            Self::RateLimited { .. } => ("rate_limited", "Trop de tentatives : réessayez plus tard.".into()),
+            Self::RateLimited { .. } => (
+                "rate_limited",
+                "Trop de tentatives : réessayez plus tard.".into(),
+            ),
             Self::InvalidCode { .. } => ("invalid_code", "Le code saisi est incorrect.".into()),
             Self::ChallengeLocked => (
                 "challenge_locked",
@@ -175,7 +196,8 @@ impl AppError {
             ),
             Self::Unavailable => (
                 "unavailable",
-                "Le service est momentanément indisponible, réessayez dans quelques secondes.".into(),
+                "Le service est momentanément indisponible, réessayez dans quelques secondes."
+                    .into(),
             ),
             Self::Internal(_) => ("internal", "Une erreur interne est survenue.".into()),
         }
@@ -204,7 +226,8 @@ impl IntoResponse for AppError {
             _ => None,
         };
         if let Some(secs) = retry {
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         res
     }

@@ -10,16 +10,21 @@ fn main() {
         }
     };
     mandat::telemetry::init(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
             std::process::exit(1);
         }
     };
-    let code = runtime.block_on(mandat::cli::run(cli, config)).unwrap_or_else(|e| {
-        eprintln!("{e}");
-        e.exit_code()
-    });
+    let code = runtime
+        .block_on(mandat::cli::run(cli, config))
+        .unwrap_or_else(|e| {
+            eprintln!("{e}");
+            e.exit_code()
+        });
     std::process::exit(code);
 }

@@ -104,6 +104,9 @@ mod tests {
             panic!("python3 is required by this test (installed by .ci/run)");
         };
         let ev: Value = serde_json::from_str(r#"{"v":1,"index":41,"ts":"2026-11-23T10:15:02.123456Z","action":"mandate.activated","actor":{"kind":"aidant","id":"0193a"},"organisation":"0193b","usager":null,"mandate":"0193c","target":null,"request_id":"r-\u0007é","details":{"demarches":["social","argent"],"terms_hash":"ab12"}}"#).unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), to_canonical(&ev).unwrap());
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            to_canonical(&ev).unwrap()
+        );
     }
 }

@@ -29,19 +29,34 @@ pub struct Actor {
 
 impl Actor {
     pub fn aidant(id: Uuid) -> Self {
-        Self { kind: ActorKind::Aidant, id: Some(id.to_string()) }
+        Self {
+            kind: ActorKind::Aidant,
+            id: Some(id.to_string()),
+        }
     }
     pub fn usager(id: Uuid) -> Self {
-        Self { kind: ActorKind::Usager, id: Some(id.to_string()) }
+        Self {
+            kind: ActorKind::Usager,
+            id: Some(id.to_string()),
+        }
     }
     pub fn system() -> Self {
-        Self { kind: ActorKind::System, id: None }
+        Self {
+            kind: ActorKind::System,
+            id: None,
+        }
     }
     pub fn anonymous() -> Self {
-        Self { kind: ActorKind::Anonymous, id: None }
+        Self {
+            kind: ActorKind::Anonymous,
+            id: None,
+        }
     }
     pub fn client(client_id: &str) -> Self {
-        Self { kind: ActorKind::Client, id: Some(client_id.to_owned()) }
+        Self {
+            kind: ActorKind::Client,
+            id: Some(client_id.to_owned()),
+        }
     }
 }
 
@@ -50,9 +65,15 @@ impl Actor {
 #[serde(tag = "action", content = "details")]
 pub enum Details {
     #[serde(rename = "organisation.created")]
-    OrganisationCreated { allowed_demarches: Vec<String>, has_siret: bool },
+    OrganisationCreated {
+        allowed_demarches: Vec<String>,
+        has_siret: bool,
+    },
     #[serde(rename = "organisation.updated")]
-    OrganisationUpdated { allowed_demarches: Vec<String>, address_changed: bool },
+    OrganisationUpdated {
+        allowed_demarches: Vec<String>,
+        address_changed: bool,
+    },
     #[serde(rename = "aidant.login")]
     AidantLogin { factor: String, ip_mac: String },
     #[serde(rename = "aidant.login_failed")]
@@ -66,7 +87,10 @@ pub enum Details {
     #[serde(rename = "aidant.enrolled")]
     AidantEnrolled { factor: String },
     #[serde(rename = "aidant.deactivated")]
-    AidantDeactivated { account_deactivated: bool, sessions_ended: i64 },
+    AidantDeactivated {
+        account_deactivated: bool,
+        sessions_ended: i64,
+    },
     #[serde(rename = "aidant.reactivated")]
     AidantReactivated {},
     #[serde(rename = "aidant.totp_reset")]
@@ -80,19 +104,41 @@ pub enum Details {
     #[serde(rename = "aidant.organisation_switched")]
     AidantOrganisationSwitched {},
     #[serde(rename = "usager.created")]
-    UsagerCreated { identity_check: String, has_phone: bool, has_email: bool },
+    UsagerCreated {
+        identity_check: String,
+        has_phone: bool,
+        has_email: bool,
+    },
     #[serde(rename = "usager.read")]
     UsagerRead {},
     #[serde(rename = "usager.searched")]
     UsagerSearched { results: i64 },
     #[serde(rename = "mandate.created")]
-    MandateCreated { demarches: Vec<String>, duration: String, consent_channel: String, terms_hash: String },
+    MandateCreated {
+        demarches: Vec<String>,
+        duration: String,
+        consent_channel: String,
+        terms_hash: String,
+    },
     #[serde(rename = "mandate.consent_sent")]
-    MandateConsentSent { channel: String, challenge: String, resend: bool },
+    MandateConsentSent {
+        channel: String,
+        challenge: String,
+        resend: bool,
+    },
     #[serde(rename = "mandate.consent_failed")]
-    MandateConsentFailed { challenge: String, attempts_left: i64, via: String },
+    MandateConsentFailed {
+        challenge: String,
+        attempts_left: i64,
+        via: String,
+    },
     #[serde(rename = "mandate.activated")]
-    MandateActivated { demarches: Vec<String>, terms_hash: String, expires_at: String, via: String },
+    MandateActivated {
+        demarches: Vec<String>,
+        terms_hash: String,
+        expires_at: String,
+        via: String,
+    },
     #[serde(rename = "mandate.refused")]
     MandateRefused { reason: String, terms_hash: String },
     #[serde(rename = "mandate.replaced")]
@@ -100,7 +146,10 @@ pub enum Details {
     #[serde(rename = "mandate.revoked")]
     MandateRevoked { reason: String },
     #[serde(rename = "mandate.demarche_revoked")]
-    MandateDemarcheRevoked { demarches: Vec<String>, reason: String },
+    MandateDemarcheRevoked {
+        demarches: Vec<String>,
+        reason: String,
+    },
     #[serde(rename = "mandate.expired")]
     MandateExpired {},
     #[serde(rename = "mandate.renewed")]
@@ -162,7 +211,10 @@ impl NewEvent {
     pub fn to_value(&self) -> Value {
         let mut details = serde_json::to_value(&self.details).unwrap_or(Value::Null);
         let (action, details) = match details.as_object_mut() {
-            Some(m) => (m.remove("action").unwrap_or(Value::Null), m.remove("details").unwrap_or(Value::Null)),
+            Some(m) => (
+                m.remove("action").unwrap_or(Value::Null),
+                m.remove("details").unwrap_or(Value::Null),
+            ),
             None => (Value::Null, Value::Null),
         };
         serde_json::json!({
@@ -186,7 +238,10 @@ pub fn format_ts(ts: DateTime<Utc>) -> String {
 }
 
 /// The canonical text of an event once its index is known.
-pub fn canonical_with_index(mut pending: serde_json::Map<String, Value>, index: i64) -> Result<String, CanonicalError> {
+pub fn canonical_with_index(
+    mut pending: serde_json::Map<String, Value>,
+    index: i64,
+) -> Result<String, CanonicalError> {
     pending.insert("index".into(), Value::from(index));
     to_canonical(&Value::Object(pending))
 }
@@ -198,15 +253,21 @@ mod tests {
 
     #[test]
     fn canonical_event_shape() {
-        let ts = Utc.with_ymd_and_hms(2026, 11, 23, 10, 15, 2).unwrap() + chrono::Duration::microseconds(123_456);
+        let ts = Utc.with_ymd_and_hms(2026, 11, 23, 10, 15, 2).unwrap()
+            + chrono::Duration::microseconds(123_456);
         let org = Uuid::nil();
         let ev = NewEvent::new(
             ts,
             Actor::system(),
-            Details::OrganisationCreated { allowed_demarches: vec!["social".into()], has_siret: false },
+            Details::OrganisationCreated {
+                allowed_demarches: vec!["social".into()],
+                has_siret: false,
+            },
         )
         .organisation(org);
-        let Value::Object(map) = ev.to_value() else { panic!() };
+        let Value::Object(map) = ev.to_value() else {
+            panic!()
+        };
         let text = canonical_with_index(map, 0).unwrap();
         assert_eq!(
             text,

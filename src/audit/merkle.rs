@@ -72,7 +72,9 @@ impl RootBuilder {
     /// RFC 6962 MTH of the leaves pushed so far.
     pub fn root(&self) -> Hash {
         let mut iter = self.stack.iter().rev();
-        let Some(&(_, mut acc)) = iter.next() else { return empty_root() };
+        let Some(&(_, mut acc)) = iter.next() else {
+            return empty_root();
+        };
         for (_, h) in iter {
             acc = node_hash(h, &acc);
         }
@@ -114,7 +116,10 @@ mod tests {
             vec![0x30, 0x31],
             vec![0x40, 0x41, 0x42, 0x43],
             vec![0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57],
-            vec![0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f],
+            vec![
+                0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d,
+                0x6e, 0x6f,
+            ],
         ];
         let roots = [
             "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",

@@ -20,8 +20,13 @@ pub const BATCH: usize = 256;
 /// (mandate evidence, administration) after 6 years. Hashes are kept forever.
 pub fn payload_retention_days(action: &str) -> i64 {
     match action {
-        "aidant.login" | "aidant.login_failed" | "aidant.logout" | "aidant.step_up" | "usager.read"
-        | "usager.searched" | "oidc.userinfo" => 365,
+        "aidant.login"
+        | "aidant.login_failed"
+        | "aidant.logout"
+        | "aidant.step_up"
+        | "usager.read"
+        | "usager.searched"
+        | "oidc.userinfo" => 365,
         _ => 6 * 365 + 2,
     }
 }
@@ -34,7 +39,10 @@ pub struct Sequencer {
 
 impl Sequencer {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, wake: Arc::new(Notify::new()) }
+        Self {
+            store,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// Tells the background task that events were committed.
@@ -50,7 +58,10 @@ impl Sequencer {
             return Ok(0);
         }
         let (mut next, prev) = tx.audit_head().await?;
-        let mut prev: [u8; 32] = prev.as_slice().try_into().map_err(|_| StoreError::Corrupt("audit_head"))?;
+        let mut prev: [u8; 32] = prev
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("audit_head"))?;
         let mut entries = Vec::with_capacity(batch.len());
         let mut ids = Vec::with_capacity(batch.len());
         for (qid, text) in batch {
@@ -62,13 +73,24 @@ impl Sequencer {
             let action = field("action").unwrap_or_default();
             let ts = field("ts").unwrap_or_default();
             let actor = map.get("actor");
-            let actor_kind = actor.and_then(|a| a.get("kind")).and_then(Value::as_str).unwrap_or("").to_owned();
-            let actor_id = actor.and_then(|a| a.get("id")).and_then(Value::as_str).map(str::to_owned);
-            let (organisation, usager, mandate) = (field("organisation"), field("usager"), field("mandate"));
-            let canonical = canonical_with_index(map, next).map_err(|e| StoreError::Other(e.into()))?;
+            let actor_kind = actor
+                .and_then(|a| a.get("kind"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let actor_id = actor
+                .and_then(|a| a.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let (organisation, usager, mandate) =
+                (field("organisation"), field("usager"), field("mandate"));
+            let canonical =
+                canonical_with_index(map, next).map_err(|e| StoreError::Other(e.into()))?;
             let leaf = leaf_hash(canonical.as_bytes());
             let chain = chain_hash(&prev, &leaf);
-            let ts_unix = chrono::DateTime::parse_from_rfc3339(&ts).map(|t| t.timestamp()).unwrap_or(0);
+            let ts_unix = chrono::DateTime::parse_from_rfc3339(&ts)
+                .map(|t| t.timestamp())
+                .unwrap_or(0);
             entries.push(AuditEntry {
                 idx: next,
                 ts,

@@ -24,7 +24,11 @@ pub struct Aad<'a> {
 impl Aad<'_> {
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
-        for part in [self.table.as_bytes(), self.row_id.as_bytes(), self.field.as_bytes()] {
+        for part in [
+            self.table.as_bytes(),
+            self.row_id.as_bytes(),
+            self.field.as_bytes(),
+        ] {
             out.extend_from_slice(&(part.len() as u32).to_be_bytes());
             out.extend_from_slice(part);
         }
@@ -54,21 +58,46 @@ impl DataKey {
     }
 
     /// Wraps this key under a key-encryption key, bound to its owner row.
-    pub fn wrap(&self, kek: &PurposeKey, table: &str, row_id: &str) -> Result<Vec<u8>, CryptoError> {
-        let aad = Aad { table, row_id, field: "data_key", key_version: kek.version };
+    pub fn wrap(
+        &self,
+        kek: &PurposeKey,
+        table: &str,
+        row_id: &str,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let aad = Aad {
+            table,
+            row_id,
+            field: "data_key",
+            key_version: kek.version,
+        };
         seal(kek.bytes(), &aad, self.0.as_ref())
     }
 
-    pub fn unwrap(wrapped: &[u8], kek: &PurposeKey, table: &str, row_id: &str) -> Result<Self, CryptoError> {
-        let aad = Aad { table, row_id, field: "data_key", key_version: kek.version };
+    pub fn unwrap(
+        wrapped: &[u8],
+        kek: &PurposeKey,
+        table: &str,
+        row_id: &str,
+    ) -> Result<Self, CryptoError> {
+        let aad = Aad {
+            table,
+            row_id,
+            field: "data_key",
+            key_version: kek.version,
+        };
         let plain = Zeroizing::new(open(kek.bytes(), &aad, wrapped)?);
-        let arr: [u8; 32] = plain.as_slice().try_into().map_err(|_| CryptoError::Malformed)?;
+        let arr: [u8; 32] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Malformed)?;
         Ok(Self(Zeroizing::new(arr)))
     }
 }
 
 fn key(bytes: &[u8; 32]) -> Result<LessSafeKey, CryptoError> {
-    Ok(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::Malformed)?))
+    Ok(LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::Malformed)?,
+    ))
 }
 
 /// Seals `plaintext` under `key` with a fresh random nonce.
@@ -80,8 +109,12 @@ pub fn seal(key_bytes: &[u8; 32], aad: &Aad<'_>, plaintext: &[u8]) -> Result<Vec
     buf.extend_from_slice(&nonce);
     buf.extend_from_slice(plaintext);
     let mut body = buf.split_off(NONCE_LEN);
-    k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), RingAad::from(aad.encode()), &mut body)
-        .map_err(|_| CryptoError::Open)?;
+    k.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        RingAad::from(aad.encode()),
+        &mut body,
+    )
+    .map_err(|_| CryptoError::Open)?;
     buf.extend_from_slice(&body);
     body.iter_mut().for_each(|b| *b = 0);
     Ok(buf)
@@ -117,7 +150,12 @@ mod tests {
         )
     }
 
-    const AAD: Aad<'static> = Aad { table: "vault_entry", row_id: "r1", field: "secret", key_version: 1 };
+    const AAD: Aad<'static> = Aad {
+        table: "vault_entry",
+        row_id: "r1",
+        field: "secret",
+        key_version: 1,
+    };
 
     #[test]
     fn round_trip() {
@@ -133,9 +171,18 @@ mod tests {
         let dek = DataKey::generate().unwrap();
         let c = seal(dek.bytes(), &AAD, b"x").unwrap();
         for bad in [
-            Aad { row_id: "r2", ..AAD },
-            Aad { table: "usager", ..AAD },
-            Aad { field: "login", ..AAD },
+            Aad {
+                row_id: "r2",
+                ..AAD
+            },
+            Aad {
+                table: "usager",
+                ..AAD
+            },
+            Aad {
+                field: "login",
+                ..AAD
+            },
         ] {
             assert_eq!(open(dek.bytes(), &bad, &c), Err(CryptoError::Open));
         }
@@ -149,13 +196,28 @@ mod tests {
     fn wrong_version_fails() {
         let dek = DataKey::generate().unwrap();
         let c = seal(dek.bytes(), &AAD, b"x").unwrap();
-        assert!(open(dek.bytes(), &Aad { key_version: 2, ..AAD }, &c).is_err());
+        assert!(
+            open(
+                dek.bytes(),
+                &Aad {
+                    key_version: 2,
+                    ..AAD
+                },
+                &c
+            )
+            .is_err()
+        );
         // Wrapping: a DEK wrapped under vault/v1 does not open under vault/v2.
         let r = keyring();
         let v1 = r.key(Purpose::Vault, 1).unwrap();
         let v2 = r.key(Purpose::Vault, 2).unwrap();
         let wrapped = dek.wrap(&v1, "vault_entry", "r1").unwrap();
-        assert_eq!(DataKey::unwrap(&wrapped, &v1, "vault_entry", "r1").unwrap().bytes(), dek.bytes());
+        assert_eq!(
+            DataKey::unwrap(&wrapped, &v1, "vault_entry", "r1")
+                .unwrap()
+                .bytes(),
+            dek.bytes()
+        );
         assert!(DataKey::unwrap(&wrapped, &v2, "vault_entry", "r1").is_err());
         assert!(DataKey::unwrap(&wrapped, &v1, "vault_entry", "r2").is_err());
     }

@@ -122,7 +122,12 @@ pub struct PurposeKey {
 
 impl fmt::Debug for PurposeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PurposeKey({}/v{}, [redacted])", self.purpose.label(), self.version)
+        write!(
+            f,
+            "PurposeKey({}/v{}, [redacted])",
+            self.purpose.label(),
+            self.version
+        )
     }
 }
 
@@ -178,10 +183,17 @@ impl Keyring {
         let info = format!("{}/v{version}", purpose.label());
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(self.master.0.as_ref());
         let info_parts = [info.as_bytes()];
-        let okm = prk.expand(&info_parts, Len32).map_err(|_| CryptoError::Malformed)?;
+        let okm = prk
+            .expand(&info_parts, Len32)
+            .map_err(|_| CryptoError::Malformed)?;
         let mut bytes = Zeroizing::new([0u8; 32]);
-        okm.fill(bytes.as_mut()).map_err(|_| CryptoError::Malformed)?;
-        Ok(PurposeKey { purpose, version, bytes })
+        okm.fill(bytes.as_mut())
+            .map_err(|_| CryptoError::Malformed)?;
+        Ok(PurposeKey {
+            purpose,
+            version,
+            bytes,
+        })
     }
 }
 
@@ -201,7 +213,11 @@ mod tests {
         let c = r.key(Purpose::Pii, 1).unwrap();
         assert_ne!(a.bytes(), b.bytes());
         assert_ne!(a.bytes(), c.bytes());
-        assert_eq!(a.bytes(), r.key(Purpose::Vault, 1).unwrap().bytes(), "deterministic");
+        assert_eq!(
+            a.bytes(),
+            r.key(Purpose::Vault, 1).unwrap().bytes(),
+            "deterministic"
+        );
         assert!(r.key(Purpose::Vault, 0).is_err());
     }
 
@@ -210,7 +226,11 @@ mod tests {
         let r = ring();
         let k = r.key(Purpose::Code, 1).unwrap();
         let hexed = hex::encode(k.bytes());
-        for s in [format!("{r:?}"), format!("{k:?}"), format!("{:?}", r.master)] {
+        for s in [
+            format!("{r:?}"),
+            format!("{k:?}"),
+            format!("{:?}", r.master),
+        ] {
             assert!(s.contains("redacted"));
             assert!(!s.contains(&hexed[..8]));
             assert!(!s.contains("7, 7"));
@@ -229,7 +249,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 

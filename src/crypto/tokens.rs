@@ -8,7 +8,9 @@ use secrecy::SecretString;
 use super::CryptoError;
 
 pub fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
-    SystemRandom::new().fill(buf).map_err(|_| CryptoError::Random)
+    SystemRandom::new()
+        .fill(buf)
+        .map_err(|_| CryptoError::Random)
 }
 
 /// A 256-bit random token, URL-safe base64 without padding.

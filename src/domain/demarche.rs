@@ -39,7 +39,10 @@ pub struct DemarcheId(String);
 
 impl DemarcheId {
     pub fn parse(s: &str) -> Option<Self> {
-        catalogue().iter().any(|d| d.id == s).then(|| Self(s.to_owned()))
+        catalogue()
+            .iter()
+            .any(|d| d.id == s)
+            .then(|| Self(s.to_owned()))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -52,7 +55,10 @@ impl DemarcheId {
 /// Parses a list of ids into a sorted, de-duplicated set; `None` if any id is unknown or the
 /// list is empty.
 pub fn parse_set(ids: &[String]) -> Option<Vec<DemarcheId>> {
-    let mut out = ids.iter().map(|s| DemarcheId::parse(s)).collect::<Option<Vec<_>>>()?;
+    let mut out = ids
+        .iter()
+        .map(|s| DemarcheId::parse(s))
+        .collect::<Option<Vec<_>>>()?;
     out.sort();
     out.dedup();
     (!out.is_empty()).then_some(out)
@@ -67,17 +73,40 @@ mod tests {
         let ids: Vec<&str> = catalogue().iter().map(|d| d.id.as_str()).collect();
         assert_eq!(
             ids,
-            ["papiers", "famille", "social", "travail", "logement", "transports", "argent", "justice", "etranger", "loisirs"]
+            [
+                "papiers",
+                "famille",
+                "social",
+                "travail",
+                "logement",
+                "transports",
+                "argent",
+                "justice",
+                "etranger",
+                "loisirs"
+            ]
         );
         let argent = catalogue().iter().find(|d| d.id == "argent").unwrap();
-        assert!(argent.warning.as_deref().unwrap().contains("surendettement"));
-        assert_eq!(catalogue().iter().filter(|d| d.warning.is_some()).count(), 1);
+        assert!(
+            argent
+                .warning
+                .as_deref()
+                .unwrap()
+                .contains("surendettement")
+        );
+        assert_eq!(
+            catalogue().iter().filter(|d| d.warning.is_some()).count(),
+            1
+        );
     }
 
     #[test]
     fn parse_set_sorts_dedups_and_refuses_unknown() {
         let s = parse_set(&["social".into(), "argent".into(), "social".into()]).unwrap();
-        assert_eq!(s.iter().map(DemarcheId::as_str).collect::<Vec<_>>(), ["argent", "social"]);
+        assert_eq!(
+            s.iter().map(DemarcheId::as_str).collect::<Vec<_>>(),
+            ["argent", "social"]
+        );
         assert!(parse_set(&["banque".into()]).is_none());
         assert!(parse_set(&[]).is_none());
     }

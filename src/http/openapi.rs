@@ -8,7 +8,10 @@ use crate::app::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "mandat", description = "Delegated access: mandates, consent, audit."),
+    info(
+        title = "mandat",
+        description = "Delegated access: mandates, consent, audit."
+    ),
     paths(
         crate::http::routes::health::healthz,
         crate::http::routes::health::readyz,
@@ -19,5 +22,8 @@ use crate::app::AppState;
 pub struct ApiDoc;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+    Router::new().route(
+        "/api/v1/openapi.json",
+        get(|| async { Json(ApiDoc::openapi()) }),
+    )
 }

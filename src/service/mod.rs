@@ -14,6 +14,9 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn system() -> Self {
-        Self { actor: Actor::system(), request_id: None }
+        Self {
+            actor: Actor::system(),
+            request_id: None,
+        }
     }
 }

@@ -25,8 +25,10 @@ pub struct Organisation {
 impl TryFrom<OrganisationRow> for Organisation {
     type Error = AppError;
     fn try_from(r: OrganisationRow) -> Result<Self, AppError> {
-        let allowed_demarches: Vec<String> = serde_json::from_str(&r.allowed_demarches)
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("organisation.allowed_demarches: {e}")))?;
+        let allowed_demarches: Vec<String> =
+            serde_json::from_str(&r.allowed_demarches).map_err(|e| {
+                AppError::Internal(anyhow::anyhow!("organisation.allowed_demarches: {e}"))
+            })?;
         Ok(Self {
             id: r.id,
             name: r.name,
@@ -39,9 +41,17 @@ impl TryFrom<OrganisationRow> for Organisation {
     }
 }
 
-pub async fn create(state: &AppState, ctx: &Ctx, input: NewOrganisation) -> ApiResult<Organisation> {
+pub async fn create(
+    state: &AppState,
+    ctx: &Ctx,
+    input: NewOrganisation,
+) -> ApiResult<Organisation> {
     let now = state.clock.now();
-    let ids: Vec<String> = input.allowed_demarches.iter().map(|d| d.as_str().to_owned()).collect();
+    let ids: Vec<String> = input
+        .allowed_demarches
+        .iter()
+        .map(|d| d.as_str().to_owned())
+        .collect();
     let row = OrganisationRow {
         id: Uuid::now_v7(),
         name: input.name,
@@ -54,7 +64,10 @@ pub async fn create(state: &AppState, ctx: &Ctx, input: NewOrganisation) -> ApiR
     let event = NewEvent::new(
         now,
         ctx.actor.clone(),
-        Details::OrganisationCreated { allowed_demarches: ids, has_siret: row.siret.is_some() },
+        Details::OrganisationCreated {
+            allowed_demarches: ids,
+            has_siret: row.siret.is_some(),
+        },
     )
     .organisation(row.id)
     .request_id(ctx.request_id.clone());

@@ -41,11 +41,15 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-                Self::Unavailable(e)
-            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => Self::Unavailable(e),
             sqlx::Error::Database(db) if db.is_unique_violation() => {
-                let name = db.constraint().map(str::to_owned).unwrap_or_else(|| db.message().to_owned());
+                let name = db
+                    .constraint()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| db.message().to_owned());
                 Self::Conflict(name)
             }
             _ => Self::Db(e),
@@ -93,7 +97,10 @@ pub trait Tx: OrgRepo + AuditRepo + Send {
 #[async_trait]
 pub trait OrgRepo {
     async fn insert_organisation(&mut self, org: &OrganisationRow) -> Result<(), StoreError>;
-    async fn get_organisation(&mut self, id: uuid::Uuid) -> Result<Option<OrganisationRow>, StoreError>;
+    async fn get_organisation(
+        &mut self,
+        id: uuid::Uuid,
+    ) -> Result<Option<OrganisationRow>, StoreError>;
 }
 
 #[async_trait]
@@ -106,9 +113,17 @@ pub trait AuditRepo {
     async fn audit_head(&mut self) -> Result<(i64, Vec<u8>), StoreError>;
     async fn insert_audit_entries(&mut self, entries: &[AuditEntry]) -> Result<(), StoreError>;
     async fn delete_audit_queue(&mut self, ids: &[i64]) -> Result<(), StoreError>;
-    async fn set_audit_head(&mut self, next_index: i64, chain_hash: &[u8]) -> Result<(), StoreError>;
+    async fn set_audit_head(
+        &mut self,
+        next_index: i64,
+        chain_hash: &[u8],
+    ) -> Result<(), StoreError>;
     /// Stored entries with `idx >= from`, in index order, at most `limit`.
-    async fn audit_entries(&mut self, from: i64, limit: i64) -> Result<Vec<StoredAuditEntry>, StoreError>;
+    async fn audit_entries(
+        &mut self,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredAuditEntry>, StoreError>;
 }
 
 /// Opens the store the URL names, waiting at most `timeout` for the first connection.
@@ -118,7 +133,9 @@ pub async fn connect(
     timeout: std::time::Duration,
 ) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
-        DatabaseUrl::Sqlite(u) => Arc::new(SqliteStore::connect(u, max_connections, timeout).await?),
+        DatabaseUrl::Sqlite(u) => {
+            Arc::new(SqliteStore::connect(u, max_connections, timeout).await?)
+        }
         DatabaseUrl::Postgres(u) => Arc::new(PgStore::connect(u, max_connections, timeout).await?),
     })
 }

@@ -22,7 +22,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    pub async fn connect(url: &SecretString, max_connections: u32, timeout: Duration) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &SecretString,
+        max_connections: u32,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(timeout)
@@ -56,15 +60,23 @@ impl Store for PgStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Other(e.into()))
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(e.into()))
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
-            .await?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
         let expected = MIGRATOR.iter().map(|m| m.version).max();
-        if applied == expected { Ok(()) } else { Err(StoreError::Corrupt("migrations not current")) }
+        if applied == expected {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt("migrations not current"))
+        }
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
@@ -73,7 +85,10 @@ impl Store for PgStore {
 
     async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEQUENCER_LOCK).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SEQUENCER_LOCK)
+            .execute(&mut *tx)
+            .await?;
         Ok(Box::new(PgTx(tx)))
     }
 

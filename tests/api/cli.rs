@@ -1,0 +1,169 @@
+//! The binary itself: configuration errors, `org create`, `serve` in an empty directory.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn mandat(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mandat"));
+    c.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MANDAT_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn db_env(c: &mut Command, dir: &std::path::Path, url: &mandat::config::DatabaseUrl) {
+    use secrecy::ExposeSecret as _;
+    match url {
+        mandat::config::DatabaseUrl::Sqlite(_) => {
+            let _ = dir;
+        }
+        mandat::config::DatabaseUrl::Postgres(u) => {
+            c.env("MANDAT_DATABASE_URL", u.expose_secret());
+        }
+    }
+}
+
+#[test]
+fn bad_listen_exits_3_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mandat(dir.path())
+        .env("MANDAT_LISTEN", "nonsense")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MANDAT_LISTEN"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(!dir.path().join("mandat.db").exists(), "nothing created");
+}
+
+#[test]
+fn unreachable_database_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mandat(dir.path())
+        .env(
+            "MANDAT_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/none",
+        )
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn org_create_prints_an_id_and_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::common::fresh_database(dir.path()).await;
+    let mut c = mandat(dir.path());
+    db_env(&mut c, dir.path(), &url);
+    let out = c
+        .args([
+            "org",
+            "create",
+            "--name",
+            "MFS Lens",
+            "--address",
+            "2 rue Y",
+            "--demarches",
+            "social,argent",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(uuid::Uuid::parse_str(v["id"].as_str().unwrap()).is_ok());
+
+    let mut c = mandat(dir.path());
+    db_env(&mut c, dir.path(), &url);
+    let out = c
+        .args([
+            "org",
+            "create",
+            "--name",
+            "X",
+            "--address",
+            "Y",
+            "--siret",
+            "123",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--siret"));
+}
+
+#[tokio::test]
+async fn serve_in_an_empty_directory_creates_the_database_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut c = mandat(dir.path());
+    let url = crate::common::fresh_database(dir.path()).await;
+    let is_sqlite = matches!(url, mandat::config::DatabaseUrl::Sqlite(_));
+    db_env(&mut c, dir.path(), &url);
+    let mut child = c
+        .env("MANDAT_LISTEN", format!("127.0.0.1:{port}"))
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    let mut ok = false;
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+        {
+            ok = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status());
+    // Graceful shutdown on SIGTERM.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(ok, "readyz answered 200");
+    assert_eq!(health.unwrap(), 200);
+    assert_eq!(status.code(), Some(0), "clean exit after SIGTERM");
+    if is_sqlite {
+        assert!(dir.path().join("mandat.db").exists());
+    }
+    let keys = dir.path().join("mandat.keys");
+    assert!(keys.exists(), "master key generated on a first local run");
+    use std::io::Read as _;
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.contains(&format!("http://127.0.0.1:{port}")), "{out}");
+}

@@ -1,0 +1,244 @@
+//! `TestApp`: the real server on port 0 over a fresh database, SQLite by default or
+//! PostgreSQL when `TEST_POSTGRES_URL` names a server (each test gets its own database).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::TimeZone as _;
+use mandat::app::{App, AppState};
+use mandat::clock::ManualClock;
+use mandat::config::{Config, DatabaseUrl};
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub db_url: DatabaseUrl,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Which backend this run tests.
+pub fn backend() -> &'static str {
+    if std::env::var("TEST_POSTGRES_URL").is_ok() {
+        "postgres"
+    } else {
+        "sqlite"
+    }
+}
+
+/// A fresh, empty database for one test.
+pub async fn fresh_database(dir: &std::path::Path) -> DatabaseUrl {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(server) => {
+            use sqlx::Connection as _;
+            let server = server.trim_end_matches('/').to_owned();
+            let name = format!("mandat_test_{}", uuid::Uuid::new_v4().simple());
+            let admin_url = format!("{server}/postgres");
+            let mut conn = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("TEST_POSTGRES_URL: cannot connect to {admin_url}: {e}")
+                });
+            let mut attempt = 0;
+            loop {
+                match sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut conn)
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(_) if attempt < 20 => {
+                        attempt += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                    }
+                    Err(e) => panic!("cannot create test database: {e}"),
+                }
+            }
+            let _ = conn.close().await;
+            DatabaseUrl::Postgres(SecretString::from(format!("{server}/{name}")))
+        }
+        Err(_) => DatabaseUrl::Sqlite(format!("sqlite://{}", dir.join("mandat.db").display())),
+    }
+}
+
+type ConfigTweak = Box<dyn FnOnce(&mut Config) + Send>;
+
+pub struct Builder {
+    tweak: Vec<ConfigTweak>,
+}
+
+impl Builder {
+    pub fn with_config(mut self, f: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.tweak.push(Box::new(f));
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_url = fresh_database(dir.path()).await;
+        let mut config = Config::for_tests(db_url.clone(), dir.path());
+        for f in self.tweak {
+            f(&mut config);
+        }
+        let clock = Arc::new(ManualClock::new(
+            chrono::Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap(),
+        ));
+        let state = AppState::new(config, clock.clone(), true)
+            .await
+            .expect("app state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let app = App::with_listener(state.clone(), listener);
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+        });
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            state,
+            clock,
+            client,
+            dir,
+            db_url,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+}
+
+impl TestApp {
+    pub fn builder() -> Builder {
+        Builder { tweak: Vec::new() }
+    }
+
+    pub async fn spawn() -> Self {
+        Self::builder().spawn().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// All audit entries, sequenced first (read barrier).
+    pub async fn audit_entries(&self) -> Vec<mandat::store::StoredAuditEntry> {
+        self.state.sequencer.barrier().await.expect("barrier");
+        let mut tx = self.state.store.begin().await.expect("tx");
+        tx.audit_entries(0, i64::MAX).await.expect("entries")
+    }
+
+    /// Canonical events of the audit log, parsed.
+    pub async fn audit_events(&self) -> Vec<serde_json::Value> {
+        self.audit_entries()
+            .await
+            .into_iter()
+            .filter_map(|e| e.canonical_event)
+            .map(|t| serde_json::from_str(&t).expect("json"))
+            .collect()
+    }
+
+    /// Runs raw SQL on the test database, outside the application (tamper tests).
+    pub async fn raw_sql(&self, sql: &str) -> Result<u64, String> {
+        use sqlx::Connection as _;
+        match &self.db_url {
+            DatabaseUrl::Sqlite(u) => {
+                let mut c = sqlx::SqliteConnection::connect(u)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(sql)
+                    .execute(&mut c)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(|e| e.to_string())
+            }
+            DatabaseUrl::Postgres(u) => {
+                use secrecy::ExposeSecret as _;
+                let mut c = sqlx::PgConnection::connect(u.expose_secret())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(sql)
+                    .execute(&mut c)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Number of rows of a table.
+    pub async fn count(&self, table: &str) -> i64 {
+        use sqlx::Connection as _;
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match &self.db_url {
+            DatabaseUrl::Sqlite(u) => {
+                let mut c = sqlx::SqliteConnection::connect(u).await.expect("connect");
+                sqlx::query_scalar(&sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            }
+            DatabaseUrl::Postgres(u) => {
+                use secrecy::ExposeSecret as _;
+                let mut c = sqlx::PgConnection::connect(u.expose_secret())
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar(&sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            }
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

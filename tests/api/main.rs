@@ -1,0 +1,8 @@
+//! The integration suite: the same tests run on SQLite (default) and on PostgreSQL
+//! (`TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432`).
+
+mod common;
+
+mod audit_core;
+mod cli;
+mod http_basics;
