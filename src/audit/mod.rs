@@ -4,6 +4,7 @@
 pub mod canonical;
 pub mod event;
 pub mod merkle;
+pub mod proof;
 pub mod sequencer;
 
 pub use event::{Actor, ActorKind, Details, NewEvent};
