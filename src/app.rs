@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::audit::checkpointer::{CheckpointSettings, Checkpointer};
 use crate::audit::sequencer::Sequencer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     pub clock: Arc<dyn Clock>,
     pub sequencer: Sequencer,
+    /// The audit checkpoint writer and the log's integrity state.
+    pub checkpoints: Checkpointer,
 }
 
 /// Why start-up failed; `main` maps each kind to its exit code.
@@ -106,14 +109,26 @@ impl AppState {
         clock: Arc<dyn Clock>,
         migrate: bool,
     ) -> Result<Self, StartError> {
-        let keyring = load_keyring(&config)?;
+        let keyring = Arc::new(load_keyring(&config)?);
         let store = open_store(&config, migrate).await?;
+        let checkpoints = Checkpointer::new(
+            store.clone(),
+            keyring.clone(),
+            clock.clone(),
+            CheckpointSettings {
+                origin: config.checkpoint_origin.clone(),
+                witness: config.checkpoint_witness.clone(),
+                every_events: config.checkpoint_every_events.max(1),
+                interval: Duration::from_millis(config.checkpoint_interval_ms),
+            },
+        );
         Ok(Self {
             config: Arc::new(config),
             sequencer: Sequencer::new(store.clone()),
             store,
-            keyring: Arc::new(keyring),
+            keyring,
             clock,
+            checkpoints,
         })
     }
 }
@@ -154,7 +169,13 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let jobs = tokio::spawn(self.state.sequencer.clone().run(stop_rx));
+        let jobs = tokio::spawn(self.state.sequencer.clone().run(stop_rx.clone()));
+        let checkpoints = tokio::spawn(
+            self.state
+                .checkpoints
+                .clone()
+                .run(self.state.sequencer.clone(), stop_rx),
+        );
         let router = crate::http::router(self.state.clone());
         axum::serve(
             self.listener,
@@ -164,6 +185,7 @@ impl App {
         .await?;
         let _ = stop_tx.send(true);
         let _ = jobs.await;
+        let _ = checkpoints.await;
         self.state.store.close().await;
         Ok(())
     }

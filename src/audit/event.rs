@@ -158,6 +158,14 @@ pub enum Details {
     AuditExported { format: String, events: i64 },
     #[serde(rename = "audit.verified")]
     AuditVerified { ok: bool, entries: i64 },
+    /// Audit payloads pruned by retention: counts and index range, never content.
+    #[serde(rename = "retention.applied")]
+    RetentionApplied {
+        class: String,
+        count: i64,
+        first_index: Option<i64>,
+        last_index: Option<i64>,
+    },
 }
 
 /// An event before the sequencer gives it its index.

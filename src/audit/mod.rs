@@ -2,10 +2,13 @@
 //! two-stage append (queue in the business transaction, then the sequencer).
 
 pub mod canonical;
+pub mod checkpoint;
+pub mod checkpointer;
 pub mod event;
 pub mod merkle;
 pub mod proof;
 pub mod sequencer;
+pub mod verify;
 
 pub use event::{Actor, ActorKind, Details, NewEvent};
 

@@ -6,6 +6,8 @@
 //! backend's transaction type; what differs (locks, connection options) lives in `sqlite.rs`
 //! and `postgres.rs`. No `sqlx::Any`.
 
+mod audit_trail;
+mod audit_trail_sql;
 mod postgres;
 mod rows;
 mod shared;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use audit_trail::*;
 pub use postgres::PgStore;
 pub use rows::*;
 pub use sqlite::SqliteStore;
@@ -84,13 +87,15 @@ pub trait Store: Send + Sync + 'static {
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// Opens the transaction of the audit sequencer, holding its exclusive lock.
     async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError>;
+    /// Opens a read-only snapshot that does not block writers (long reads: verify, export).
+    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// Closes the pool.
     async fn close(&self);
 }
 
 /// One transaction. The repositories are supertraits so each area keeps its own file.
 #[async_trait]
-pub trait Tx: OrgRepo + AuditRepo + Send {
+pub trait Tx: OrgRepo + AuditRepo + AuditTrailRepo + Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 

@@ -9,6 +9,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
+use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 
@@ -44,6 +45,7 @@ impl PgStore {
 pub struct PgTx(Transaction<'static, Postgres>);
 
 impl_shared_repos!(PgTx);
+impl_audit_trail_repo!(PgTx);
 
 #[async_trait]
 impl Tx for PgTx {
@@ -90,6 +92,14 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         Ok(Box::new(PgTx(tx)))
+    }
+
+    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError> {
+        Ok(Box::new(PgTx(
+            self.pool
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .await?,
+        )))
     }
 
     async fn close(&self) {

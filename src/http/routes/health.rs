@@ -32,6 +32,10 @@ pub async fn healthz() -> Json<Health> {
     (status = 503, body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<(StatusCode, Json<Health>), AppError> {
+    if state.checkpoints.failure().is_some() {
+        // Logged with its first bad index when detected; an operator must act.
+        return Err(AppError::Unavailable);
+    }
     let check = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ready()).await;
     match check {
         Ok(Ok(())) => Ok((StatusCode::OK, Json(Health { status: "ready" }))),

@@ -1,0 +1,349 @@
+//! The checkpoint writer: one per database at a time (it takes the sequencer's lock), run in
+//! the background after sequencer passes.
+//!
+//! It never signs two inconsistent checkpoints. Before its first signature (and again before
+//! any signature while the log is small, or when its last full check is older than
+//! [`REVERIFY_AFTER`]) it verifies the whole stored log against every stored and witnessed
+//! checkpoint; between full checks it keeps the Merkle frontier of the verified prefix in
+//! memory and, under the lock, checks that the stored chain still ends where it ended and
+//! that the new entries extend it (leaf and chain recomputed) before signing the extended
+//! root. Any failure is latched: no more signatures, `/readyz` answers 503, the first bad
+//! index is logged, until an operator restarts the service after investigating.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::checkpoint::{
+    Checkpoint, PublicKey, SigningKey, WitnessRecord, append_witness, public_keys, read_external,
+};
+use super::merkle::{Hash, RootBuilder, chain_hash, leaf_hash};
+use super::verify::{self, PAGE};
+use crate::clock::Clock;
+use crate::crypto::Keyring;
+use crate::store::{CheckpointRow, Store, StoreError};
+
+/// Full re-verification before every signature while the log has at most this many entries.
+pub const ALWAYS_REVERIFY_UP_TO: u64 = 16_384;
+/// Full re-verification at least this often otherwise.
+pub const REVERIFY_AFTER: Duration = Duration::from_secs(600);
+/// Version of the checkpoint-signing key in use.
+pub const SIGNING_KEY_VERSION: u32 = 1;
+
+/// Settings of the writer, from the configuration.
+#[derive(Debug, Clone)]
+pub struct CheckpointSettings {
+    pub origin: String,
+    pub witness: Option<PathBuf>,
+    pub every_events: u64,
+    pub interval: Duration,
+}
+
+/// Why the writer stopped signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrityFailure {
+    pub first_bad_index: i64,
+    pub problem: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("integrity failure at index {}: {}", .0.first_bad_index, .0.problem)]
+    Integrity(IntegrityFailure),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("witness sink: {0}")]
+    Witness(String),
+    #[error("signing key: {0}")]
+    Key(String),
+}
+
+#[derive(Default)]
+struct Cache {
+    /// A full verification succeeded at some point and the fields below describe its prefix.
+    verified_at: Option<Instant>,
+    size: u64,
+    frontier: RootBuilder,
+    last_chain: Hash,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+    settings: CheckpointSettings,
+    cache: tokio::sync::Mutex<Cache>,
+    failure: Mutex<Option<IntegrityFailure>>,
+    last_written: Mutex<Instant>,
+}
+
+#[derive(Clone)]
+pub struct Checkpointer(Arc<Inner>);
+
+impl Checkpointer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn Clock>,
+        settings: CheckpointSettings,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            keyring,
+            clock,
+            settings,
+            cache: tokio::sync::Mutex::new(Cache::default()),
+            failure: Mutex::new(None),
+            last_written: Mutex::new(Instant::now()),
+        }))
+    }
+
+    pub fn settings(&self) -> &CheckpointSettings {
+        &self.0.settings
+    }
+
+    /// The keys that may have signed checkpoints.
+    pub fn public_keys(&self) -> Vec<PublicKey> {
+        public_keys(&self.0.keyring, SIGNING_KEY_VERSION)
+    }
+
+    /// The latched integrity failure, if any (`/readyz` answers 503 while there is one).
+    pub fn failure(&self) -> Option<IntegrityFailure> {
+        self.0
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn fail(&self, first_bad_index: i64, problem: String) -> CheckpointError {
+        tracing::error!(
+            audit.first_bad_index = first_bad_index,
+            problem = %problem,
+            "audit log integrity failure: checkpoint signing stopped"
+        );
+        let f = IntegrityFailure {
+            first_bad_index,
+            problem,
+        };
+        *self
+            .0
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(f.clone());
+        CheckpointError::Integrity(f)
+    }
+
+    fn witness_notes(&self) -> Result<Vec<super::checkpoint::SignedNote>, CheckpointError> {
+        match &self.0.settings.witness {
+            Some(p) if p.exists() => read_external(p).map_err(CheckpointError::Witness),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Full verification of the stored log (outside any lock); refreshes the cache.
+    async fn full_check(&self, cache: &mut Cache) -> Result<(), CheckpointError> {
+        let external = self.witness_notes()?;
+        let v = verify::verify(&self.0.store, &self.public_keys(), &external).await?;
+        if let Some(i) = v.report.first_bad_index {
+            return Err(self.fail(i, v.report.problem.unwrap_or_default()));
+        }
+        cache.verified_at = Some(Instant::now());
+        cache.size = v.report.entries as u64;
+        cache.frontier = v.frontier;
+        cache.last_chain = v.last_chain;
+        Ok(())
+    }
+
+    /// Verifies the log once (at start-up) so that `/readyz` reflects its state.
+    pub async fn startup_check(&self) -> Result<(), CheckpointError> {
+        let mut cache = self.0.cache.lock().await;
+        if cache.verified_at.is_none() {
+            self.full_check(&mut cache).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint when enough events or enough time have passed.
+    pub async fn maybe_checkpoint(&self) -> Result<Option<CheckpointRow>, CheckpointError> {
+        let size = {
+            let mut tx = self.0.store.begin_read().await?;
+            tx.audit_head().await?.0 as u64
+        };
+        let cached = self.0.cache.lock().await.size;
+        let elapsed = self
+            .0
+            .last_written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .elapsed();
+        if size > cached
+            && (size - cached >= self.0.settings.every_events
+                || elapsed >= self.0.settings.interval)
+        {
+            self.write_now().await
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Signs and stores a checkpoint of the current log, if it grew since the last one.
+    pub async fn write_now(&self) -> Result<Option<CheckpointRow>, CheckpointError> {
+        if let Some(f) = self.failure() {
+            return Err(CheckpointError::Integrity(f));
+        }
+        let mut cache = self.0.cache.lock().await;
+        let stale = cache
+            .verified_at
+            .is_none_or(|t| t.elapsed() >= REVERIFY_AFTER);
+        if stale || cache.size <= ALWAYS_REVERIFY_UP_TO {
+            self.full_check(&mut cache).await?;
+        }
+        let key = SigningKey::derive(&self.0.keyring, SIGNING_KEY_VERSION)
+            .map_err(|e| CheckpointError::Key(e.to_string()))?;
+
+        let mut tx = self.0.store.begin_sequencer().await?;
+        let (next, head_chain) = tx.audit_head().await?;
+        let n = next as u64;
+        let latest = tx.latest_audit_checkpoint().await?;
+        if latest.as_ref().is_some_and(|c| c.tree_size as u64 >= n) || n == 0 {
+            return Ok(None);
+        }
+        if n < cache.size {
+            return Err(self.fail(
+                n as i64,
+                format!("the head says {n} entries, {} were verified", cache.size),
+            ));
+        }
+        // The verified prefix still ends where it ended.
+        if cache.size > 0 {
+            let stored = tx
+                .audit_entries_between(cache.size as i64 - 1, cache.size as i64)
+                .await?;
+            if stored.first().map(|e| e.chain_hash.as_slice()) != Some(&cache.last_chain[..]) {
+                cache.verified_at = None;
+                return Err(self.fail(
+                    cache.size as i64 - 1,
+                    "the verified prefix of the log changed".into(),
+                ));
+            }
+        }
+        // The new entries extend it.
+        let mut frontier = cache.frontier.clone();
+        let mut prev = cache.last_chain;
+        let mut at = cache.size as i64;
+        let check_against = latest
+            .as_ref()
+            .filter(|c| c.tree_size as u64 > cache.size)
+            .cloned();
+        while (at as u64) < n {
+            let page = tx.audit_entries_between(at, (at + PAGE).min(n as i64)).await?;
+            if page.is_empty() {
+                return Err(self.fail(at, format!("entry {at} is missing")));
+            }
+            for e in page {
+                let leaf: Hash = match e.leaf_hash.as_slice().try_into() {
+                    Ok(h) if e.idx == at => h,
+                    _ => return Err(self.fail(at, format!("entry {at} is missing or malformed"))),
+                };
+                if e
+                    .canonical_event
+                    .as_deref()
+                    .is_some_and(|t| leaf_hash(t.as_bytes()) != leaf)
+                {
+                    return Err(self.fail(at, "the payload does not match its leaf hash".into()));
+                }
+                let chain = chain_hash(&prev, &leaf);
+                if e.chain_hash.as_slice() != chain {
+                    return Err(self.fail(at, "chain hash mismatch".into()));
+                }
+                frontier.push(leaf);
+                prev = chain;
+                at += 1;
+                // A checkpoint another writer signed meanwhile must be on this path.
+                if let Some(c) = &check_against
+                    && c.tree_size == at
+                    && c.root_hash.as_slice() != frontier.root()
+                {
+                    return Err(self.fail(
+                        cache.size as i64,
+                        format!("stored checkpoint {at} is not consistent with the log"),
+                    ));
+                }
+            }
+        }
+        if head_chain.as_slice() != prev {
+            return Err(self.fail(n as i64, "the head row disagrees with the log".into()));
+        }
+        let cp = Checkpoint {
+            origin: self.0.settings.origin.clone(),
+            tree_size: n,
+            root: frontier.root(),
+            timestamp: super::event::format_ts(self.0.clock.now()),
+        };
+        let note = key.sign(&cp);
+        let row = CheckpointRow {
+            tree_size: n as i64,
+            root_hash: cp.root.to_vec(),
+            timestamp: cp.timestamp.clone(),
+            key_id: hex::encode(key.public.key_id(&cp.origin)),
+            note: note.clone(),
+        };
+        tx.insert_audit_checkpoint(&row).await?;
+        // Witness first: if the commit then fails, the witness holds a true root of the log.
+        if let Some(path) = &self.0.settings.witness {
+            append_witness(
+                path,
+                &WitnessRecord {
+                    tree_size: n,
+                    root_hash: hex::encode(cp.root),
+                    timestamp: cp.timestamp.clone(),
+                    note,
+                },
+            )
+            .map_err(|e| CheckpointError::Witness(e.to_string()))?;
+        } else {
+            tracing::info!(audit.tree_size = n, audit.root = %hex::encode(cp.root), "audit checkpoint");
+        }
+        tx.commit().await?;
+        cache.size = n;
+        cache.frontier = frontier;
+        cache.last_chain = prev;
+        *self
+            .0
+            .last_written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        Ok(Some(row))
+    }
+
+    /// The background loop, until `shutdown` changes.
+    pub async fn run(
+        self,
+        sequencer: super::sequencer::Sequencer,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        if let Err(e) = self.startup_check().await {
+            tracing::error!(error = %e, "audit start-up verification failed");
+        }
+        let tick = (self.0.settings.interval / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(tick) => {}
+                _ = shutdown.changed() => return,
+            }
+            if self.failure().is_some() {
+                continue;
+            }
+            if let Err(e) = sequencer.barrier().await {
+                tracing::warn!(error = %e, "audit sequencer pass failed before a checkpoint");
+                continue;
+            }
+            if let Err(e) = self.maybe_checkpoint().await
+                && !matches!(e, CheckpointError::Integrity(_))
+            {
+                tracing::warn!(error = %e, "audit checkpoint failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The audit trail's reads and checkpoint writes (search, export, proofs, verification,
+//! retention of payloads). The SQL shared by both backends is in `audit_trail_sql.rs`.
+
+use async_trait::async_trait;
+
+use super::{StoreError, StoredAuditEntry};
+
+/// A signed checkpoint as stored in `audit_checkpoint`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CheckpointRow {
+    pub tree_size: i64,
+    pub root_hash: Vec<u8>,
+    pub timestamp: String,
+    pub key_id: String,
+    pub note: String,
+}
+
+/// Search filters over the indexed columns of `audit_log`. Times are canonical audit
+/// timestamps (six fractional digits, `Z`), which sort as text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub usager: Option<String>,
+    pub mandate: Option<String>,
+    pub organisation: Option<String>,
+    /// Only entries with `idx < below` (a snapshot of the tree size).
+    pub below: Option<i64>,
+}
+
+/// One row of a search or export: the indexed columns and the payload, if not pruned.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub idx: i64,
+    pub ts: String,
+    pub action: String,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub organisation_id: Option<String>,
+    pub usager_id: Option<String>,
+    pub mandate_id: Option<String>,
+    pub leaf_hash: Vec<u8>,
+    pub canonical_event: Option<String>,
+}
+
+/// What a pruning pass removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PruneSummary {
+    pub count: i64,
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+}
+
+#[async_trait]
+pub trait AuditTrailRepo {
+    /// Leaf hashes of `from <= idx < to`, in index order.
+    async fn audit_leaf_hashes(&mut self, from: i64, to: i64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Stored entries of `from <= idx < to` with payloads, in index order.
+    async fn audit_entries_between(
+        &mut self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<StoredAuditEntry>, StoreError>;
+    async fn insert_audit_checkpoint(&mut self, cp: &CheckpointRow) -> Result<(), StoreError>;
+    async fn latest_audit_checkpoint(&mut self) -> Result<Option<CheckpointRow>, StoreError>;
+    /// Checkpoints with `after < tree_size <= upto`, smallest first, at most `limit`.
+    async fn audit_checkpoints_between(
+        &mut self,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<CheckpointRow>, StoreError>;
+    /// Entries matching `filter` with `idx > after`, in index order, at most `limit`.
+    async fn search_audit(
+        &mut self,
+        filter: &AuditFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError>;
+    async fn count_audit(&mut self, filter: &AuditFilter) -> Result<i64, StoreError>;
+    /// Deletes the payloads whose retention ended at `now_unix` (hashes stay).
+    async fn prune_audit_payloads(&mut self, now_unix: i64) -> Result<PruneSummary, StoreError>;
+}
