@@ -23,6 +23,7 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     pub clock: Arc<dyn Clock>,
     pub sequencer: Sequencer,
+    pub authz: Arc<crate::authz::Authz>,
     /// The audit checkpoint writer and the log's integrity state.
     pub checkpoints: Checkpointer,
 }
@@ -110,6 +111,8 @@ impl AppState {
         migrate: bool,
     ) -> Result<Self, StartError> {
         let keyring = Arc::new(load_keyring(&config)?);
+        let authz = crate::authz::Authz::load()
+            .map_err(|e| StartError::Config(format!("policies: {e}")))?;
         let store = open_store(&config, migrate).await?;
         let checkpoints = Checkpointer::new(
             store.clone(),
@@ -123,6 +126,7 @@ impl AppState {
             },
         );
         Ok(Self {
+            authz: Arc::new(authz),
             config: Arc::new(config),
             sequencer: Sequencer::new(store.clone()),
             store,
