@@ -11,13 +11,18 @@ use cedar_policy::{
 use uuid::Uuid;
 
 #[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
 mod tests;
 
 const SCHEMA: &str = include_str!("../../policies/schema.cedarschema");
-const POLICIES: &[(&str, &str)] = &[(
-    "accounts.cedar",
-    include_str!("../../policies/accounts.cedar"),
-)];
+const POLICIES: &[(&str, &str)] = &[
+    (
+        "accounts.cedar",
+        include_str!("../../policies/accounts.cedar"),
+    ),
+    ("audit.cedar", include_str!("../../policies/audit.cedar")),
+];
 
 /// Seconds used for "never" ages (no step-up yet).
 const NEVER: i64 = 1 << 40;
@@ -36,6 +41,9 @@ pub enum Action {
     MemberTotpReset,
     MemberBindCard,
     TotpCardsImport,
+    AuditRead,
+    AuditVerify,
+    AuditExport,
 }
 
 impl Action {
@@ -53,6 +61,9 @@ impl Action {
             Self::MemberTotpReset => "member.totp_reset",
             Self::MemberBindCard => "member.bind_card",
             Self::TotpCardsImport => "totp_cards.import",
+            Self::AuditRead => "audit.read",
+            Self::AuditVerify => "audit.verify",
+            Self::AuditExport => "audit.export",
         }
     }
 }
