@@ -37,6 +37,33 @@ pub enum Command {
     /// Manage organisations.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Verify or export the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Run a benchmark scenario (see bench/README.md).
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the whole log; exit 0 and a line starting with "ok" when intact, exit 1 naming
+    /// the first bad index otherwise.
+    Verify {
+        /// A checkpoint held outside the database: a witness file (JSON lines) or one signed note.
+        #[arg(long, value_name = "CHECKPOINT_FILE")]
+        against: Option<PathBuf>,
+    },
+    /// Export the log to stdout: JSONL (canonical events) or CSV (French headers).
+    Export {
+        #[arg(long, value_parser = ["jsonl", "csv"])]
+        format: String,
+        /// RFC 3339 start (inclusive).
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339 end (exclusive).
+        #[arg(long)]
+        until: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +96,8 @@ pub async fn run(cli: Cli, config: Config) -> Result<ExitCode, StartError> {
             println!("migrations applied");
             Ok(0)
         }
+        Command::Audit(cmd) => crate::cli_audit::run(cmd, config).await,
+        Command::Bench(args) => crate::bench::run(args, config).await,
         Command::Org(OrgCommand::Create(args)) => {
             let input = match NewOrganisation::parse(
                 &args.name,

@@ -6,8 +6,10 @@
 
 pub mod app;
 pub mod audit;
+pub mod bench;
 pub mod authz;
 pub mod cli;
+pub mod cli_audit;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -31,6 +31,48 @@ pub fn payload_retention_days(action: &str) -> i64 {
     }
 }
 
+/// Turns one queued event into the log entry at `index`, chained after `prev`.
+pub fn sequence_entry(text: &str, index: i64, prev: &[u8; 32]) -> Result<AuditEntry, StoreError> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
+        return Err(StoreError::Corrupt("audit_queue"));
+    };
+    let field = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
+    let action = field("action").unwrap_or_default();
+    let ts = field("ts").unwrap_or_default();
+    let actor = map.get("actor");
+    let actor_kind = actor
+        .and_then(|a| a.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let actor_id = actor
+        .and_then(|a| a.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let (organisation, usager, mandate) =
+        (field("organisation"), field("usager"), field("mandate"));
+    let canonical = canonical_with_index(map, index).map_err(|e| StoreError::Other(e.into()))?;
+    let leaf = leaf_hash(canonical.as_bytes());
+    let chain = chain_hash(prev, &leaf);
+    let ts_unix = chrono::DateTime::parse_from_rfc3339(&ts)
+        .map(|t| t.timestamp())
+        .unwrap_or(0);
+    Ok(AuditEntry {
+        idx: index,
+        ts,
+        prune_after: ts_unix + payload_retention_days(&action) * 86_400,
+        action,
+        actor_kind,
+        actor_id,
+        organisation,
+        usager,
+        mandate,
+        leaf_hash: leaf.to_vec(),
+        chain_hash: chain.to_vec(),
+        canonical,
+    })
+}
+
 #[derive(Clone)]
 pub struct Sequencer {
     store: Arc<dyn Store>,
@@ -66,46 +108,13 @@ impl Sequencer {
         let mut ids = Vec::with_capacity(batch.len());
         for (qid, text) in batch {
             ids.push(qid);
-            let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text) else {
-                return Err(StoreError::Corrupt("audit_queue"));
-            };
-            let field = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
-            let action = field("action").unwrap_or_default();
-            let ts = field("ts").unwrap_or_default();
-            let actor = map.get("actor");
-            let actor_kind = actor
-                .and_then(|a| a.get("kind"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            let actor_id = actor
-                .and_then(|a| a.get("id"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let (organisation, usager, mandate) =
-                (field("organisation"), field("usager"), field("mandate"));
-            let canonical =
-                canonical_with_index(map, next).map_err(|e| StoreError::Other(e.into()))?;
-            let leaf = leaf_hash(canonical.as_bytes());
-            let chain = chain_hash(&prev, &leaf);
-            let ts_unix = chrono::DateTime::parse_from_rfc3339(&ts)
-                .map(|t| t.timestamp())
-                .unwrap_or(0);
-            entries.push(AuditEntry {
-                idx: next,
-                ts,
-                prune_after: ts_unix + payload_retention_days(&action) * 86_400,
-                action,
-                actor_kind,
-                actor_id,
-                organisation,
-                usager,
-                mandate,
-                leaf_hash: leaf.to_vec(),
-                chain_hash: chain.to_vec(),
-                canonical,
-            });
-            prev = chain;
+            let entry = sequence_entry(&text, next, &prev)?;
+            prev = entry
+                .chain_hash
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("audit chain"))?;
+            entries.push(entry);
             next += 1;
         }
         tx.insert_audit_entries(&entries).await?;

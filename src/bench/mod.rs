@@ -1,0 +1,260 @@
+//! `mandat bench <scenario>`: in-process benchmarks on a fresh database, printing a table
+//! (throughput, p50/p90/p99/max latency, errors, peak RSS) and optionally JSON.
+//!
+//! Scenarios are pluggable: implement [`Scenario`] in a file of this folder and list it in
+//! [`scenarios`]. See `bench/README.md` for what each one measures.
+
+mod audit;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::ExposeSecret as _;
+use serde::Serialize;
+
+use crate::app::StartError;
+use crate::cli::ExitCode;
+use crate::config::{Config, DatabaseUrl};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Scenario: audit-append, audit-verify.
+    pub scenario: String,
+    /// `sqlite` (a fresh file in a temporary directory) or a PostgreSQL server URL (a fresh
+    /// database is created there and dropped afterwards).
+    #[arg(long, default_value = "sqlite")]
+    pub db: String,
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Seconds of load per measurement.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Sizes for size-driven scenarios (audit-verify: numbers of events).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<u64>>,
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub name: String,
+    pub operations: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub throughput_per_s: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub peak_rss_mb: f64,
+    /// Scenario-specific facts (e.g. "gaps": 0, "chain_verified": true).
+    pub notes: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Measurement {
+    /// Builds a measurement from per-operation latencies.
+    pub fn from_latencies(
+        name: impl Into<String>,
+        mut latencies: Vec<Duration>,
+        errors: u64,
+        elapsed: Duration,
+    ) -> Self {
+        latencies.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if latencies.is_empty() {
+                return 0.0;
+            }
+            let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+            latencies[i].as_secs_f64() * 1000.0
+        };
+        let ops = latencies.len() as u64;
+        Self {
+            name: name.into(),
+            operations: ops,
+            errors,
+            seconds: elapsed.as_secs_f64(),
+            throughput_per_s: ops as f64 / elapsed.as_secs_f64().max(1e-9),
+            p50_ms: pct(0.50),
+            p90_ms: pct(0.90),
+            p99_ms: pct(0.99),
+            max_ms: pct(1.0),
+            peak_rss_mb: peak_rss_mb(),
+            notes: serde_json::Map::new(),
+        }
+    }
+
+    pub fn note(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.notes.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in MB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A fresh database for one scenario run, removed on [`BenchDb::cleanup`].
+pub struct BenchDb {
+    pub url: DatabaseUrl,
+    pub dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+impl BenchDb {
+    pub async fn create(spec: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        if spec == "sqlite" {
+            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+            return Ok(Self {
+                url: DatabaseUrl::Sqlite(url),
+                dir,
+                postgres: None,
+            });
+        }
+        if !(spec.starts_with("postgres://") || spec.starts_with("postgresql://")) {
+            anyhow::bail!("--db: expected sqlite or a postgres:// server URL");
+        }
+        use sqlx::Connection as _;
+        let server = spec.trim_end_matches('/').to_owned();
+        let name = format!("mandat_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(Self {
+            url: DatabaseUrl::Postgres(format!("{server}/{name}").into()),
+            dir,
+            postgres: Some((server, name)),
+        })
+    }
+
+    /// A configuration for this database (local defaults, witness in the temporary folder).
+    pub fn config(&self, base: &Config, max_connections: u32) -> Config {
+        let mut c = Config::for_tests(self.url.clone(), self.dir.path());
+        c.database_max_connections = max_connections;
+        c.checkpoint_origin.clone_from(&base.checkpoint_origin);
+        c.checkpoint_every_events = base.checkpoint_every_events;
+        c.checkpoint_interval_ms = base.checkpoint_interval_ms;
+        c
+    }
+
+    pub async fn cleanup(self) {
+        if let Some((server, name)) = self.postgres {
+            use sqlx::Connection as _;
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{server}/postgres")).await
+            {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.url {
+            DatabaseUrl::Sqlite(_) => "sqlite (WAL, synchronous=NORMAL)".into(),
+            DatabaseUrl::Postgres(u) => {
+                let u = u.expose_secret();
+                let host = u.rsplit('@').next().unwrap_or("postgres");
+                format!("postgres ({})", host.rsplit_once('/').map_or(host, |h| h.0))
+            }
+        }
+    }
+}
+
+/// A benchmark scenario.
+#[async_trait]
+pub trait Scenario: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// One line: what one operation is.
+    fn describe(&self) -> &'static str;
+    async fn run(&self, args: &BenchArgs, base: &Config) -> anyhow::Result<Vec<Measurement>>;
+}
+
+/// Every scenario this build knows.
+pub fn scenarios() -> Vec<Box<dyn Scenario>> {
+    vec![Box::new(audit::AuditAppend), Box::new(audit::AuditVerify)]
+}
+
+fn print_table(scenario: &str, args: &BenchArgs, results: &[Measurement]) {
+    println!(
+        "scenario {scenario} — db {}, concurrency {}, duration {} s",
+        if args.db == "sqlite" { "sqlite" } else { "postgres" },
+        args.concurrency,
+        args.duration
+    );
+    println!(
+        "{:<28} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9}",
+        "run", "ops", "ops/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "RSS MB"
+    );
+    for m in results {
+        println!(
+            "{:<28} {:>10} {:>12.0} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>9.1}",
+            m.name,
+            m.operations,
+            m.throughput_per_s,
+            m.p50_ms,
+            m.p90_ms,
+            m.p99_ms,
+            m.max_ms,
+            m.errors,
+            m.peak_rss_mb
+        );
+        if !m.notes.is_empty() {
+            println!("{:<28} {}", "", serde_json::Value::Object(m.notes.clone()));
+        }
+    }
+}
+
+pub async fn run(args: BenchArgs, config: Config) -> Result<ExitCode, StartError> {
+    let all = scenarios();
+    let Some(scenario) = all.iter().find(|s| s.name() == args.scenario) else {
+        eprintln!("unknown scenario '{}'; known:", args.scenario);
+        for s in &all {
+            eprintln!("  {:<16} {}", s.name(), s.describe());
+        }
+        return Ok(2);
+    };
+    if args.concurrency == 0 || args.duration == 0 {
+        eprintln!("--concurrency and --duration must be at least 1");
+        return Ok(2);
+    }
+    let results = scenario
+        .run(&args, &config)
+        .await
+        .map_err(StartError::Other)?;
+    print_table(scenario.name(), &args, &results);
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({
+            "scenario": scenario.name(),
+            "db": if args.db == "sqlite" { "sqlite" } else { "postgres" },
+            "concurrency": args.concurrency,
+            "duration_s": args.duration,
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "release_build": !cfg!(debug_assertions),
+            "results": results,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&doc).unwrap_or_default())
+            .map_err(|e| StartError::Other(anyhow::anyhow!("--json: {e}")))?;
+    }
+    let failed = results.iter().any(|m| {
+        m.notes
+            .get("verified")
+            .is_some_and(|v| v == &serde_json::Value::Bool(false))
+    });
+    Ok(if failed { 1 } else { 0 })
+}
