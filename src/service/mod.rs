@@ -1,7 +1,11 @@
 //! Use cases. Each public function is one transaction: it reads, decides, writes the change
 //! and its audit events, and commits — or changes nothing.
 
+pub mod accounts;
+pub mod factors;
+pub mod members;
 pub mod organisations;
+pub mod users;
 
 use crate::audit::Actor;
 

@@ -9,6 +9,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
+use super::accounts_sql::impl_account_repo;
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 
@@ -44,6 +45,7 @@ impl PgStore {
 pub struct PgTx(Transaction<'static, Postgres>);
 
 impl_shared_repos!(PgTx);
+impl_account_repo!(PgTx);
 
 #[async_trait]
 impl Tx for PgTx {
@@ -81,6 +83,10 @@ impl Store for PgStore {
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
         Ok(Box::new(PgTx(self.pool.begin().await?)))
+    }
+
+    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError> {
+        self.begin().await
     }
 
     async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError> {
