@@ -26,6 +26,8 @@ pub struct AppState {
     pub authz: Arc<crate::authz::Authz>,
     /// The audit checkpoint writer and the log's integrity state.
     pub checkpoints: Checkpointer,
+    pub hasher: crate::crypto::password::PasswordHasher,
+    pub limits: Arc<crate::http::ratelimit::RateLimits>,
 }
 
 /// Why start-up failed; `main` maps each kind to its exit code.
@@ -127,6 +129,8 @@ impl AppState {
         );
         Ok(Self {
             authz: Arc::new(authz),
+            hasher: crate::crypto::password::PasswordHasher::new().map_err(StartError::Other)?,
+            limits: Arc::new(crate::http::ratelimit::RateLimits::default()),
             config: Arc::new(config),
             sequencer: Sequencer::new(store.clone()),
             store,

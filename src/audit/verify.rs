@@ -272,7 +272,7 @@ impl Verifier<'_> {
 
 async fn read_all(store: Arc<dyn Store>, out: mpsc::Sender<Result<Msg, StoreError>>) {
     let result = async {
-        let mut tx = store.begin_read().await?;
+        let mut tx = store.begin_snapshot().await?;
         let mut from = 0i64;
         let mut cp_bound = -1i64;
         loop {

@@ -145,7 +145,7 @@ pub async fn search(
 ) -> ApiResult<AuditPage> {
     let after = cursor.map(decode_cursor).transpose()?.unwrap_or(-1);
     state.sequencer.barrier().await?;
-    let mut tx = state.store.begin_read().await?;
+    let mut tx = state.store.begin_snapshot().await?;
     let mut rows = tx.search_audit(&filter(q), after, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
@@ -246,12 +246,12 @@ pub async fn export(
     state.sequencer.barrier().await?;
     let mut f = filter(q);
     let size = {
-        let mut tx = state.store.begin_read().await?;
+        let mut tx = state.store.begin_snapshot().await?;
         tx.audit_head().await?.0
     };
     f.below = Some(size);
     let events = {
-        let mut tx = state.store.begin_read().await?;
+        let mut tx = state.store.begin_snapshot().await?;
         tx.count_audit(&f).await?
     };
     let mut tx = state.store.begin().await?;
@@ -275,7 +275,7 @@ pub async fn export(
     let store = state.store.clone();
     tokio::spawn(async move {
         let result = async {
-            let mut tx = store.begin_read().await?;
+            let mut tx = store.begin_snapshot().await?;
             if format == ExportFormat::Csv && out.send(Ok(CSV_HEADER.to_owned())).await.is_err() {
                 return Ok(());
             }
@@ -342,7 +342,7 @@ fn out_of_range(field: &str) -> AppError {
 /// RFC 9162 inclusion proof of entry `index` in the tree of `tree_size` entries.
 pub async fn inclusion(state: &AppState, index: i64, tree_size: i64) -> ApiResult<InclusionProof> {
     state.sequencer.barrier().await?;
-    let mut tx = state.store.begin_read().await?;
+    let mut tx = state.store.begin_snapshot().await?;
     let size = current_size(state, tx.as_mut()).await?;
     if index < 0 || tree_size <= index || tree_size > size {
         return Err(out_of_range("index"));
@@ -359,7 +359,7 @@ pub async fn inclusion(state: &AppState, index: i64, tree_size: i64) -> ApiResul
 /// RFC 9162 consistency proof between the trees of `from` and `to` entries.
 pub async fn consistency(state: &AppState, from: i64, to: i64) -> ApiResult<ConsistencyProof> {
     state.sequencer.barrier().await?;
-    let mut tx = state.store.begin_read().await?;
+    let mut tx = state.store.begin_snapshot().await?;
     let size = current_size(state, tx.as_mut()).await?;
     if from < 0 || from > to || to > size {
         return Err(out_of_range("from"));
@@ -374,7 +374,7 @@ pub async fn consistency(state: &AppState, from: i64, to: i64) -> ApiResult<Cons
 }
 
 pub async fn latest_checkpoint(state: &AppState) -> ApiResult<LatestCheckpoint> {
-    let mut tx = state.store.begin_read().await?;
+    let mut tx = state.store.begin_snapshot().await?;
     let cp = tx.latest_audit_checkpoint().await?.ok_or(AppError::NotFound)?;
     Ok(LatestCheckpoint {
         tree_size: cp.tree_size,

@@ -2,7 +2,11 @@
 //! and its audit events, and commits — or changes nothing.
 
 pub mod audit;
+pub mod accounts;
+pub mod factors;
+pub mod members;
 pub mod organisations;
+pub mod users;
 
 use crate::audit::Actor;
 

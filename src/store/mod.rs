@@ -8,6 +8,8 @@
 
 mod audit_trail;
 mod audit_trail_sql;
+mod accounts;
+mod accounts_sql;
 mod postgres;
 mod rows;
 mod shared;
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use audit_trail::*;
+pub use accounts::*;
 pub use postgres::PgStore;
 pub use rows::*;
 pub use sqlite::SqliteStore;
@@ -85,17 +88,19 @@ pub trait Store: Send + Sync + 'static {
     async fn ready(&self) -> Result<(), StoreError>;
     /// Opens a read-write transaction.
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+    /// Opens a transaction meant for reads (SQLite: deferred, so it does not block writers).
+    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// Opens the transaction of the audit sequencer, holding its exclusive lock.
     async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// Opens a read-only snapshot that does not block writers (long reads: verify, export).
-    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError>;
+    async fn begin_snapshot(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// Closes the pool.
     async fn close(&self);
 }
 
 /// One transaction. The repositories are supertraits so each area keeps its own file.
 #[async_trait]
-pub trait Tx: OrgRepo + AuditRepo + AuditTrailRepo + Send {
+pub trait Tx: OrgRepo + AuditRepo + AuditTrailRepo + AccountRepo + Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
@@ -106,6 +111,12 @@ pub trait OrgRepo {
         &mut self,
         id: uuid::Uuid,
     ) -> Result<Option<OrganisationRow>, StoreError>;
+    async fn update_organisation(
+        &mut self,
+        id: uuid::Uuid,
+        address: &str,
+        allowed_demarches: &str,
+    ) -> Result<(), StoreError>;
 }
 
 #[async_trait]

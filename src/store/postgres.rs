@@ -10,6 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
+use super::accounts_sql::impl_account_repo;
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 
@@ -46,6 +47,7 @@ pub struct PgTx(Transaction<'static, Postgres>);
 
 impl_shared_repos!(PgTx);
 impl_audit_trail_repo!(PgTx);
+impl_account_repo!(PgTx);
 
 #[async_trait]
 impl Tx for PgTx {
@@ -85,6 +87,10 @@ impl Store for PgStore {
         Ok(Box::new(PgTx(self.pool.begin().await?)))
     }
 
+    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError> {
+        self.begin().await
+    }
+
     async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -94,7 +100,7 @@ impl Store for PgStore {
         Ok(Box::new(PgTx(tx)))
     }
 
-    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError> {
+    async fn begin_snapshot(&self) -> Result<Box<dyn Tx>, StoreError> {
         Ok(Box::new(PgTx(
             self.pool
                 .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")

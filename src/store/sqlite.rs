@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
+use super::accounts_sql::impl_account_repo;
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 
@@ -51,6 +52,7 @@ pub struct SqliteTx(Transaction<'static, Sqlite>);
 
 impl_shared_repos!(SqliteTx);
 impl_audit_trail_repo!(SqliteTx);
+impl_account_repo!(SqliteTx);
 
 #[async_trait]
 impl Tx for SqliteTx {
@@ -92,12 +94,16 @@ impl Store for SqliteStore {
         )))
     }
 
+    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError> {
+        Ok(Box::new(SqliteTx(self.pool.begin().await?)))
+    }
+
     async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError> {
         // BEGIN IMMEDIATE already excludes every other writer.
         self.begin().await
     }
 
-    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError> {
+    async fn begin_snapshot(&self) -> Result<Box<dyn Tx>, StoreError> {
         // A deferred transaction: in WAL mode its snapshot never blocks the writer.
         Ok(Box::new(SqliteTx(self.pool.begin().await?)))
     }
