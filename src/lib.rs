@@ -6,8 +6,8 @@
 
 pub mod app;
 pub mod audit;
-pub mod bench;
 pub mod authz;
+pub mod bench;
 pub mod cli;
 pub mod cli_audit;
 pub mod clock;

@@ -241,7 +241,11 @@ pub fn read_external(path: &Path) -> Result<Vec<SignedNote>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if text.trim_start().starts_with('{') {
         let mut out = Vec::new();
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let rec: WitnessRecord = serde_json::from_str(line)
                 .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
             let note = SignedNote::parse(&rec.note)

@@ -237,7 +237,9 @@ impl Checkpointer {
             .filter(|c| c.tree_size as u64 > cache.size)
             .cloned();
         while (at as u64) < n {
-            let page = tx.audit_entries_between(at, (at + PAGE).min(n as i64)).await?;
+            let page = tx
+                .audit_entries_between(at, (at + PAGE).min(n as i64))
+                .await?;
             if page.is_empty() {
                 return Err(self.fail(at, format!("entry {at} is missing")));
             }
@@ -246,8 +248,7 @@ impl Checkpointer {
                     Ok(h) if e.idx == at => h,
                     _ => return Err(self.fail(at, format!("entry {at} is missing or malformed"))),
                 };
-                if e
-                    .canonical_event
+                if e.canonical_event
                     .as_deref()
                     .is_some_and(|t| leaf_hash(t.as_bytes()) != leaf)
                 {
@@ -326,7 +327,8 @@ impl Checkpointer {
         if let Err(e) = self.startup_check().await {
             tracing::error!(error = %e, "audit start-up verification failed");
         }
-        let tick = (self.0.settings.interval / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        let tick = (self.0.settings.interval / 4)
+            .clamp(Duration::from_millis(20), Duration::from_millis(250));
         loop {
             tokio::select! {
                 () = tokio::time::sleep(tick) => {}

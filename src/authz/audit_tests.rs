@@ -84,7 +84,10 @@ fn audit_permissions_table() {
     ];
     for (kind, step, action, resource, expected) in table {
         let got = authz.authorize(&who(kind, step), action, resource, &Facts::none());
-        assert_eq!(got, expected, "{kind} {action:?} {resource:?} step-up {step:?}");
+        assert_eq!(
+            got, expected,
+            "{kind} {action:?} {resource:?} step-up {step:?}"
+        );
     }
 }
 
@@ -92,10 +95,21 @@ fn audit_permissions_table() {
 fn dpo_cannot_act_on_platform_or_organisations() {
     let authz = Authz::load().unwrap();
     let dpo = who("dpo", Some(0));
-    for action in [Action::OrganisationCreate, Action::KeysRotate, Action::OidcClientCreate] {
-        assert_eq!(authz.authorize(&dpo, action, &Resource::Platform, &Facts::none()), NO);
+    for action in [
+        Action::OrganisationCreate,
+        Action::KeysRotate,
+        Action::OidcClientCreate,
+    ] {
+        assert_eq!(
+            authz.authorize(&dpo, action, &Resource::Platform, &Facts::none()),
+            NO
+        );
     }
-    for action in [Action::OrganisationUpdate, Action::MemberDeactivate, Action::MemberTotpReset] {
+    for action in [
+        Action::OrganisationUpdate,
+        Action::MemberDeactivate,
+        Action::MemberTotpReset,
+    ] {
         assert_eq!(
             authz.authorize(&dpo, action, &Resource::Organisation(A), &Facts::none()),
             NO

@@ -155,8 +155,7 @@ impl BenchDb {
     pub async fn cleanup(self) {
         if let Some((server, name)) = self.postgres {
             use sqlx::Connection as _;
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{server}/postgres")).await
-            {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{server}/postgres")).await {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                     .execute(&mut conn)
                     .await;
@@ -193,7 +192,11 @@ pub fn scenarios() -> Vec<Box<dyn Scenario>> {
 fn print_table(scenario: &str, args: &BenchArgs, results: &[Measurement]) {
     println!(
         "scenario {scenario} — db {}, concurrency {}, duration {} s",
-        if args.db == "sqlite" { "sqlite" } else { "postgres" },
+        if args.db == "sqlite" {
+            "sqlite"
+        } else {
+            "postgres"
+        },
         args.concurrency,
         args.duration
     );

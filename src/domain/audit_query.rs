@@ -51,8 +51,7 @@ fn time(v: Option<&str>, field: &str, errors: &mut Vec<FieldError>) -> Option<St
 fn token(v: Option<&str>, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
     let v = v.filter(|s| !s.is_empty())?;
     let ok = v.len() <= 128
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
     if ok {
         Some(v.to_owned())
@@ -82,7 +81,11 @@ impl AuditQuery {
                 "La fin de la période précède son début.",
             ));
         }
-        if errors.is_empty() { Ok(q) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(q)
+        } else {
+            Err(errors)
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Pure domain types and rules: no I/O, no HTTP, no SQL.
 
-pub mod audit_query;
 pub mod account;
+pub mod audit_query;
 pub mod demarche;
 pub mod organisation;
 pub mod text;

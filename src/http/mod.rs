@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::session::router())
         .merge(routes::members::router())
         .merge(routes::organisations::router())
+        .merge(routes::audit::router())
         .merge(openapi::router())
         .fallback(|| async { AppError::NotFound })
         .with_state(state);

@@ -35,6 +35,13 @@ use crate::app::AppState;
         crate::http::routes::organisations::create,
         crate::http::routes::organisations::read,
         crate::http::routes::organisations::update,
+        crate::http::routes::audit::events,
+        crate::http::routes::audit::export,
+        crate::http::routes::audit::latest_checkpoint,
+        crate::http::routes::audit::inclusion,
+        crate::http::routes::audit::consistency,
+        crate::http::routes::audit::verify,
+        crate::http::routes::audit::public_key,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError))
 )]

@@ -102,7 +102,10 @@ fn filter(q: &AuditQuery) -> AuditFilter {
 }
 
 fn bad_cursor() -> AppError {
-    AppError::Validation(vec![FieldError::new("cursor", "Curseur de pagination invalide.")])
+    AppError::Validation(vec![FieldError::new(
+        "cursor",
+        "Curseur de pagination invalide.",
+    )])
 }
 
 pub fn encode_cursor(idx: i64) -> String {
@@ -316,9 +319,11 @@ async fn range_hashes(tx: &mut dyn Tx, ranges: &[std::ops::Range<u64>]) -> ApiRe
                 return Err(AppError::Internal(anyhow::anyhow!("audit log has a gap")));
             }
             for h in page {
-                b.push(h.as_slice().try_into().map_err(|_| {
-                    AppError::Internal(anyhow::anyhow!("malformed leaf hash"))
-                })?);
+                b.push(
+                    h.as_slice()
+                        .try_into()
+                        .map_err(|_| AppError::Internal(anyhow::anyhow!("malformed leaf hash")))?,
+                );
             }
             at = to;
         }
@@ -347,7 +352,8 @@ pub async fn inclusion(state: &AppState, index: i64, tree_size: i64) -> ApiResul
     if index < 0 || tree_size <= index || tree_size > size {
         return Err(out_of_range("index"));
     }
-    let ranges = inclusion_ranges(index as u64, tree_size as u64).map_err(|_| out_of_range("index"))?;
+    let ranges =
+        inclusion_ranges(index as u64, tree_size as u64).map_err(|_| out_of_range("index"))?;
     let hashes = range_hashes(tx.as_mut(), &ranges).await?;
     Ok(InclusionProof {
         leaf_index: index,
@@ -375,7 +381,10 @@ pub async fn consistency(state: &AppState, from: i64, to: i64) -> ApiResult<Cons
 
 pub async fn latest_checkpoint(state: &AppState) -> ApiResult<LatestCheckpoint> {
     let mut tx = state.store.begin_snapshot().await?;
-    let cp = tx.latest_audit_checkpoint().await?.ok_or(AppError::NotFound)?;
+    let cp = tx
+        .latest_audit_checkpoint()
+        .await?
+        .ok_or(AppError::NotFound)?;
     Ok(LatestCheckpoint {
         tree_size: cp.tree_size,
         root_hash: hex::encode(&cp.root_hash),

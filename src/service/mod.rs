@@ -1,8 +1,8 @@
 //! Use cases. Each public function is one transaction: it reads, decides, writes the change
 //! and its audit events, and commits — or changes nothing.
 
-pub mod audit;
 pub mod accounts;
+pub mod audit;
 pub mod factors;
 pub mod members;
 pub mod organisations;

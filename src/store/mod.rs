@@ -6,10 +6,10 @@
 //! backend's transaction type; what differs (locks, connection options) lives in `sqlite.rs`
 //! and `postgres.rs`. No `sqlx::Any`.
 
-mod audit_trail;
-mod audit_trail_sql;
 mod accounts;
 mod accounts_sql;
+mod audit_trail;
+mod audit_trail_sql;
 mod postgres;
 mod rows;
 mod shared;
@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use audit_trail::*;
 pub use accounts::*;
+pub use audit_trail::*;
 pub use postgres::PgStore;
 pub use rows::*;
 pub use sqlite::SqliteStore;

@@ -9,8 +9,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
 use super::accounts_sql::impl_account_repo;
+use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 

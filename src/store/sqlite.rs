@@ -10,8 +10,8 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
 use super::accounts_sql::impl_account_repo;
+use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 

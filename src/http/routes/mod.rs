@@ -1,5 +1,6 @@
 //! One file per area; each exposes `router()`.
 
+pub mod audit;
 pub mod catalogue;
 pub mod health;
 pub mod members;
