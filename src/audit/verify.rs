@@ -224,10 +224,12 @@ impl Verifier<'_> {
         external: &mut std::iter::Peekable<impl Iterator<Item = &'n SignedNote>>,
     ) -> Result<(), Failure> {
         let size = self.expected;
+        // Every checkpoint at this size must verify before the size counts as proven.
+        let base = self.last_good;
         while let Some(cp) = stored.next_if(|c| c.tree_size <= size) {
             let note = SignedNote::parse(&cp.note).map_err(|_| {
                 Failure(
-                    self.last_good,
+                    base,
                     format!("stored checkpoint {} is malformed", cp.tree_size),
                 )
             })?;
@@ -235,32 +237,32 @@ impl Verifier<'_> {
                 || note.checkpoint.root.as_slice() != cp.root_hash
             {
                 return Err(Failure(
-                    self.last_good,
+                    base,
                     format!(
                         "stored checkpoint {} does not match its signed note",
                         cp.tree_size
                     ),
                 ));
             }
-            self.check_note(&note, "stored")?;
+            self.check_note(&note, "stored", base)?;
         }
         while let Some(note) = external.next_if(|n| n.checkpoint.tree_size as i64 <= size) {
-            self.check_note(note, "external")?;
+            self.check_note(note, "external", base)?;
         }
         Ok(())
     }
 
-    fn check_note(&mut self, note: &SignedNote, kind: &str) -> Result<(), Failure> {
+    fn check_note(&mut self, note: &SignedNote, kind: &str, base: i64) -> Result<(), Failure> {
         let size = note.checkpoint.tree_size;
         if note.verify(self.keys).is_err() {
             return Err(Failure(
-                self.last_good,
+                base,
                 format!("{kind} checkpoint {size}: no valid signature"),
             ));
         }
         if size as i64 != self.expected || note.checkpoint.root != self.builder.root() {
             return Err(Failure(
-                self.last_good,
+                base,
                 format!("{kind} checkpoint {size}: the log does not reproduce its root"),
             ));
         }

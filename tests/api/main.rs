@@ -5,5 +5,6 @@ mod common;
 
 mod accounts;
 mod audit_core;
+mod audit_trail;
 mod cli;
 mod http_basics;
