@@ -225,6 +225,23 @@ async fn assert_detected(app: &TestApp, bad: i64) {
 
 /// Runs `mandat audit verify [--against FILE]` on the app's database.
 pub fn cli_verify(app: &TestApp, against: Option<&str>) -> (i32, String) {
+    let mut args = vec!["audit", "verify"];
+    if let Some(f) = against {
+        args.extend(["--against", f]);
+    }
+    let out = mandat_cli(app, &args);
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Runs the binary with the app's database and master key.
+pub fn mandat_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     use secrecy::ExposeSecret as _;
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mandat"));
     c.current_dir(app.dir.path());
@@ -240,19 +257,8 @@ pub fn cli_verify(app: &TestApp, against: Option<&str>) -> (i32, String) {
     c.env("MANDAT_DATABASE_URL", url)
         .env("MANDAT_MASTER_KEY", TEST_MASTER_KEY)
         .env("MANDAT_LOG", "error")
-        .args(["audit", "verify"]);
-    if let Some(f) = against {
-        c.args(["--against", f]);
-    }
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+        .args(args);
+    c.output().unwrap()
 }
 
 /// The master key of `Config::for_tests`.

@@ -5,6 +5,7 @@ mod common;
 
 mod accounts;
 mod audit_core;
+mod audit_dpo;
 mod audit_trail;
 mod cli;
 mod http_basics;
