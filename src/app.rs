@@ -182,7 +182,7 @@ impl App {
             self.state
                 .checkpoints
                 .clone()
-                .run(self.state.sequencer.clone(), stop_rx),
+                .run(stop_rx),
         );
         let router = crate::http::router(self.state.clone());
         axum::serve(

@@ -59,7 +59,7 @@ impl Scenario for AuditAppend {
             state
                 .checkpoints
                 .clone()
-                .run(state.sequencer.clone(), stop_rx),
+                .run(stop_rx),
         );
         let started = Instant::now();
         let deadline = started + Duration::from_secs(args.duration);
