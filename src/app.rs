@@ -178,12 +178,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let jobs = tokio::spawn(self.state.sequencer.clone().run(stop_rx.clone()));
-        let checkpoints = tokio::spawn(
-            self.state
-                .checkpoints
-                .clone()
-                .run(stop_rx),
-        );
+        let checkpoints = tokio::spawn(self.state.checkpoints.clone().run(stop_rx));
         let router = crate::http::router(self.state.clone());
         axum::serve(
             self.listener,

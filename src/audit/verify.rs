@@ -16,7 +16,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::checkpoint::{PublicKey, SignedNote};
@@ -71,11 +70,6 @@ enum Msg {
         beyond: Option<CheckpointRow>,
         head: (i64, Vec<u8>),
     },
-}
-
-#[derive(Deserialize)]
-struct IndexOnly {
-    index: i64,
 }
 
 struct Failure(i64, String);
@@ -192,9 +186,8 @@ impl Verifier<'_> {
             .try_into()
             .map_err(|_| Failure(i, "malformed leaf hash".into()))?;
         if let Some(text) = &e.canonical_event {
-            let claimed = serde_json::from_str::<IndexOnly>(text)
-                .map_err(|_| Failure(i, "the payload is not a canonical event".into()))?
-                .index;
+            let claimed = payload_index(text)
+                .ok_or_else(|| Failure(i, "the payload is not a canonical event".into()))?;
             if claimed != i {
                 return Err(Failure(
                     i.min(claimed.max(0)),
@@ -272,42 +265,122 @@ impl Verifier<'_> {
     }
 }
 
+/// Reads the log with two connections at once — hashes from `audit_log`, payloads from
+/// `audit_payload`, page by page over the same index ranges — and sends the pages, joined, in
+/// order. Rows appended after the start are not read (the log is append-only below the size
+/// seen at the start).
 async fn read_all(store: Arc<dyn Store>, out: mpsc::Sender<Result<Msg, StoreError>>) {
     let result = async {
+        let (min, max, head) = {
+            let mut tx = store.begin_snapshot().await?;
+            let (min, max) = tx.audit_bounds().await?;
+            (min, max, tx.audit_head().await?)
+        };
+        let start = min.unwrap_or(0).min(0);
+        let end = max.map_or(0, |m| m + 1).max(head.0);
+        let (ptx, mut payloads) = mpsc::channel::<Result<Vec<(i64, String)>, StoreError>>(2);
+        let pstore = store.clone();
+        let payload_reader = tokio::spawn(async move {
+            let r = async {
+                let mut tx = pstore.begin_snapshot().await?;
+                let mut from = start;
+                while from < end {
+                    let to = (from + PAGE).min(end);
+                    let page = tx.audit_payloads_range(from, to).await?;
+                    if ptx.send(Ok(page)).await.is_err() {
+                        break;
+                    }
+                    from = to;
+                }
+                Ok::<(), StoreError>(())
+            }
+            .await;
+            if let Err(e) = r {
+                let _ = ptx.send(Err(e)).await;
+            }
+        });
         let mut tx = store.begin_snapshot().await?;
-        let mut from = 0i64;
+        let mut from = start;
         let mut cp_bound = -1i64;
-        loop {
-            let entries = tx.audit_entries(from, PAGE).await?;
-            let Some(last) = entries.last().map(|e| e.idx) else {
-                break;
-            };
-            // Checkpoints whose size falls inside this page (size = index of the next entry).
-            let upto = last + 1;
-            let cps = tx
-                .audit_checkpoints_between(cp_bound, upto, i64::MAX)
-                .await?;
-            cp_bound = upto;
-            from = last + 1;
-            let full = entries.len() as i64 == PAGE;
+        while from < end {
+            let to = (from + PAGE).min(end);
+            let hashes = tx.audit_hashes_range(from, to).await?;
+            let mut pays = payloads
+                .recv()
+                .await
+                .unwrap_or_else(|| Ok(Vec::new()))?
+                .into_iter()
+                .peekable();
+            let entries: Vec<StoredAuditEntry> = hashes
+                .into_iter()
+                .map(|(idx, leaf_hash, chain_hash)| {
+                    while pays.next_if(|(i, _)| *i < idx).is_some() {}
+                    StoredAuditEntry {
+                        idx,
+                        leaf_hash,
+                        chain_hash,
+                        canonical_event: pays.next_if(|(i, _)| *i == idx).map(|(_, t)| t),
+                    }
+                })
+                .collect();
+            let cps = tx.audit_checkpoints_between(cp_bound, to, i64::MAX).await?;
+            cp_bound = to;
+            from = to;
             if out.send(Ok(Msg::Page(entries, cps))).await.is_err() {
                 return Ok(());
             }
-            if !full {
-                break;
-            }
         }
+        drop(payloads);
+        let _ = payload_reader.await;
         let beyond = tx
-            .audit_checkpoints_between(cp_bound, i64::MAX, 1)
+            .audit_checkpoints_between(cp_bound.max(end), i64::MAX, 1)
             .await?
             .into_iter()
             .next();
-        let head = tx.audit_head().await?;
         let _ = out.send(Ok(Msg::End { beyond, head })).await;
         Ok::<(), StoreError>(())
     }
     .await;
     if let Err(e) = result {
         let _ = out.send(Err(e)).await;
+    }
+}
+
+/// The top-level `index` of a canonical event. Keys are sorted, so it is the last
+/// `,"index":` of the text: only string, null and integer members follow it, and a string
+/// cannot contain an unescaped quote.
+fn payload_index(text: &str) -> Option<i64> {
+    let at = text.rfind(",\"index\":")? + 9;
+    let rest = &text.as_bytes()[at..];
+    let (neg, digits) = match rest.first() {
+        Some(b'-') => (true, &rest[1..]),
+        _ => (false, rest),
+    };
+    let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    if len == 0 || len > 18 {
+        return None;
+    }
+    let n: i64 = std::str::from_utf8(&digits[..len]).ok()?.parse().ok()?;
+    Some(if neg { -n } else { n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::payload_index;
+
+    #[test]
+    fn finds_the_top_level_index() {
+        assert_eq!(
+            payload_index(
+                r#"{"action":"a","details":{"x":{"index":5}},"index":42,"mandate":null,"v":1}"#
+            ),
+            Some(42)
+        );
+        assert_eq!(
+            payload_index(r#"{"details":{},"index":-3,"v":1}"#),
+            Some(-3)
+        );
+        assert_eq!(payload_index(r#"{"details":{"index":7}}"#), None);
+        assert_eq!(payload_index("garbage"), None);
     }
 }

@@ -55,12 +55,7 @@ impl Scenario for AuditAppend {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let seq = tokio::spawn(state.sequencer.clone().run(stop_rx.clone()));
-        let cps = tokio::spawn(
-            state
-                .checkpoints
-                .clone()
-                .run(stop_rx),
-        );
+        let cps = tokio::spawn(state.checkpoints.clone().run(stop_rx));
         let started = Instant::now();
         let deadline = started + Duration::from_secs(args.duration);
         let mut tasks = Vec::new();

@@ -3,6 +3,7 @@
 //! deadlocks).
 
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +20,13 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One writer at a time, queued in-process: waiting writers wait on this lock instead of
+    /// SQLite's busy handler (which sleeps in steps of milliseconds and ruins the tail latency).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How long a write transaction waits for its turn (like `busy_timeout`).
+const WRITER_WAIT: Duration = Duration::from_secs(10);
 
 impl SqliteStore {
     pub async fn connect(
@@ -36,11 +43,16 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
+            // A local file: no network to fail between uses, so no ping before each use.
+            .test_before_acquire(false)
             .acquire_timeout(timeout)
             .connect_with(opts)
             .await
             .map_err(StoreError::Unavailable)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -48,7 +60,12 @@ impl SqliteStore {
     }
 }
 
-pub struct SqliteTx(Transaction<'static, Sqlite>);
+/// A transaction, and for write transactions the in-process writer lock (released after the
+/// commit or the rollback that dropping the transaction starts).
+pub struct SqliteTx(
+    Transaction<'static, Sqlite>,
+    Option<tokio::sync::OwnedMutexGuard<()>>,
+);
 
 impl_shared_repos!(SqliteTx);
 impl_audit_trail_repo!(SqliteTx);
@@ -57,7 +74,9 @@ impl_account_repo!(SqliteTx);
 #[async_trait]
 impl Tx for SqliteTx {
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.0.commit().await?;
+        let SqliteTx(tx, writer) = *self;
+        tx.commit().await?;
+        drop(writer);
         Ok(())
     }
 }
@@ -89,13 +108,17 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        let writer = tokio::time::timeout(WRITER_WAIT, self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
         Ok(Box::new(SqliteTx(
             self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Some(writer),
         )))
     }
 
     async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError> {
-        Ok(Box::new(SqliteTx(self.pool.begin().await?)))
+        Ok(Box::new(SqliteTx(self.pool.begin().await?, None)))
     }
 
     async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError> {
@@ -105,7 +128,7 @@ impl Store for SqliteStore {
 
     async fn begin_snapshot(&self) -> Result<Box<dyn Tx>, StoreError> {
         // A deferred transaction: in WAL mode its snapshot never blocks the writer.
-        Ok(Box::new(SqliteTx(self.pool.begin().await?)))
+        Ok(Box::new(SqliteTx(self.pool.begin().await?, None)))
     }
 
     async fn close(&self) {
