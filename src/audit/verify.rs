@@ -265,64 +265,25 @@ impl Verifier<'_> {
     }
 }
 
-/// Reads the log with two connections at once — hashes from `audit_log`, payloads from
-/// `audit_payload`, page by page over the same index ranges — and sends the pages, joined, in
-/// order. Rows appended after the start are not read (the log is append-only below the size
-/// seen at the start).
+/// Reads the log page by page from one read-only snapshot (or through the backend's fast
+/// stream) and sends the pages with the checkpoints whose size falls in them, in order. Rows
+/// appended after the start are not read (the log is append-only below the size seen then).
 async fn read_all(store: Arc<dyn Store>, out: mpsc::Sender<Result<Msg, StoreError>>) {
     let result = async {
-        let (min, max, head) = {
-            let mut tx = store.begin_snapshot().await?;
-            let (min, max) = tx.audit_bounds().await?;
-            (min, max, tx.audit_head().await?)
-        };
+        let mut tx = store.begin_snapshot().await?;
+        let (min, max) = tx.audit_bounds().await?;
+        let head = tx.audit_head().await?;
         let start = min.unwrap_or(0).min(0);
         let end = max.map_or(0, |m| m + 1).max(head.0);
-        let (ptx, mut payloads) = mpsc::channel::<Result<Vec<(i64, String)>, StoreError>>(2);
-        let pstore = store.clone();
-        let payload_reader = tokio::spawn(async move {
-            let r = async {
-                let mut tx = pstore.begin_snapshot().await?;
-                let mut from = start;
-                while from < end {
-                    let to = (from + PAGE).min(end);
-                    let page = tx.audit_payloads_range(from, to).await?;
-                    if ptx.send(Ok(page)).await.is_err() {
-                        break;
-                    }
-                    from = to;
-                }
-                Ok::<(), StoreError>(())
-            }
-            .await;
-            if let Err(e) = r {
-                let _ = ptx.send(Err(e)).await;
-            }
-        });
-        let mut tx = store.begin_snapshot().await?;
+        if store.has_audit_stream() {
+            drop(tx);
+            return read_stream(store, start, end, head, out.clone()).await;
+        }
         let mut from = start;
         let mut cp_bound = -1i64;
         while from < end {
             let to = (from + PAGE).min(end);
-            let hashes = tx.audit_hashes_range(from, to).await?;
-            let mut pays = payloads
-                .recv()
-                .await
-                .unwrap_or_else(|| Ok(Vec::new()))?
-                .into_iter()
-                .peekable();
-            let entries: Vec<StoredAuditEntry> = hashes
-                .into_iter()
-                .map(|(idx, leaf_hash, chain_hash)| {
-                    while pays.next_if(|(i, _)| *i < idx).is_some() {}
-                    StoredAuditEntry {
-                        idx,
-                        leaf_hash,
-                        chain_hash,
-                        canonical_event: pays.next_if(|(i, _)| *i == idx).map(|(_, t)| t),
-                    }
-                })
-                .collect();
+            let entries = tx.audit_entries_between(from, to).await?;
             let cps = tx.audit_checkpoints_between(cp_bound, to, i64::MAX).await?;
             cp_bound = to;
             from = to;
@@ -330,8 +291,6 @@ async fn read_all(store: Arc<dyn Store>, out: mpsc::Sender<Result<Msg, StoreErro
                 return Ok(());
             }
         }
-        drop(payloads);
-        let _ = payload_reader.await;
         let beyond = tx
             .audit_checkpoints_between(cp_bound.max(end), i64::MAX, 1)
             .await?
@@ -344,6 +303,45 @@ async fn read_all(store: Arc<dyn Store>, out: mpsc::Sender<Result<Msg, StoreErro
     if let Err(e) = result {
         let _ = out.send(Err(e)).await;
     }
+}
+
+/// The same, with the backend's fast stream for the entries.
+async fn read_stream(
+    store: Arc<dyn Store>,
+    start: i64,
+    end: i64,
+    head: (i64, Vec<u8>),
+    out: mpsc::Sender<Result<Msg, StoreError>>,
+) -> Result<(), StoreError> {
+    let (etx, mut pages) = mpsc::channel::<Result<Vec<StoredAuditEntry>, StoreError>>(2);
+    let streamer = store.clone();
+    let reader = tokio::spawn(async move {
+        if let Err(e) = streamer.audit_stream(start, end, PAGE, etx.clone()).await {
+            let _ = etx.send(Err(e)).await;
+        }
+    });
+    let mut tx = store.begin_snapshot().await?;
+    let mut from = start;
+    let mut cp_bound = -1i64;
+    while from < end {
+        let to = (from + PAGE).min(end);
+        let entries = pages.recv().await.unwrap_or_else(|| Ok(Vec::new()))?;
+        let cps = tx.audit_checkpoints_between(cp_bound, to, i64::MAX).await?;
+        cp_bound = to;
+        from = to;
+        if out.send(Ok(Msg::Page(entries, cps))).await.is_err() {
+            return Ok(());
+        }
+    }
+    drop(pages);
+    let _ = reader.await;
+    let beyond = tx
+        .audit_checkpoints_between(cp_bound.max(end), i64::MAX, 1)
+        .await?
+        .into_iter()
+        .next();
+    let _ = out.send(Ok(Msg::End { beyond, head })).await;
+    Ok(())
 }
 
 /// The top-level `index` of a canonical event. Keys are sorted, so it is the last

@@ -5,9 +5,6 @@ use async_trait::async_trait;
 
 use super::{StoreError, StoredAuditEntry};
 
-/// `(idx, leaf_hash, chain_hash)`.
-pub type HashRow = (i64, Vec<u8>, Vec<u8>);
-
 /// A signed checkpoint as stored in `audit_checkpoint`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CheckpointRow {
@@ -66,14 +63,6 @@ pub trait AuditTrailRepo {
         from: i64,
         to: i64,
     ) -> Result<Vec<StoredAuditEntry>, StoreError>;
-    /// `(idx, leaf_hash, chain_hash)` of `from <= idx < to`, in index order.
-    async fn audit_hashes_range(&mut self, from: i64, to: i64) -> Result<Vec<HashRow>, StoreError>;
-    /// `(idx, canonical_event)` of the payloads of `from <= idx < to`, in index order.
-    async fn audit_payloads_range(
-        &mut self,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(i64, String)>, StoreError>;
     /// Smallest and largest index in `audit_log`.
     async fn audit_bounds(&mut self) -> Result<(Option<i64>, Option<i64>), StoreError>;
     async fn insert_audit_checkpoint(&mut self, cp: &CheckpointRow) -> Result<(), StoreError>;

@@ -34,36 +34,6 @@ macro_rules! impl_audit_trail_repo {
                 .await?)
             }
 
-            async fn audit_hashes_range(
-                &mut self,
-                from: i64,
-                to: i64,
-            ) -> Result<Vec<$crate::store::HashRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT idx, leaf_hash, chain_hash FROM audit_log \
-                     WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-                )
-                .bind(from)
-                .bind(to)
-                .fetch_all(&mut *self.0)
-                .await?)
-            }
-
-            async fn audit_payloads_range(
-                &mut self,
-                from: i64,
-                to: i64,
-            ) -> Result<Vec<(i64, String)>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT idx, canonical_event FROM audit_payload \
-                     WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-                )
-                .bind(from)
-                .bind(to)
-                .fetch_all(&mut *self.0)
-                .await?)
-            }
-
             async fn audit_bounds(
                 &mut self,
             ) -> Result<(Option<i64>, Option<i64>), $crate::store::StoreError> {

@@ -96,6 +96,25 @@ pub trait Store: Send + Sync + 'static {
     async fn begin_snapshot(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// Closes the pool.
     async fn close(&self);
+    /// Whether [`Store::audit_stream`] is a fast path of this backend.
+    fn has_audit_stream(&self) -> bool {
+        false
+    }
+    /// A backend's fast sequential read of the audit log (verification), from one snapshot:
+    /// sends the entries of `[start, end)` (payload joined, in index order) as one message per
+    /// range `[start + k·page, start + (k+1)·page)`, possibly empty.
+    async fn audit_stream(
+        &self,
+        start: i64,
+        end: i64,
+        page: i64,
+        out: tokio::sync::mpsc::Sender<Result<Vec<StoredAuditEntry>, StoreError>>,
+    ) -> Result<(), StoreError> {
+        let _ = (start, end, page, out);
+        Err(StoreError::Other(anyhow::anyhow!(
+            "no audit stream on this backend"
+        )))
+    }
 }
 
 /// One transaction. The repositories are supertraits so each area keeps its own file.
