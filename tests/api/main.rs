@@ -7,3 +7,5 @@ mod accounts;
 mod audit_core;
 mod cli;
 mod http_basics;
+mod members;
+mod secrets_at_rest;
