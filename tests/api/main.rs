@@ -8,4 +8,5 @@ mod audit_core;
 mod cli;
 mod http_basics;
 mod members;
+mod pages;
 mod secrets_at_rest;
