@@ -4,6 +4,7 @@ pub mod auth;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+pub mod pages;
 pub mod ratelimit;
 pub mod routes;
 
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::members::router())
         .merge(routes::organisations::router())
         .merge(routes::audit::router())
+        .merge(pages::router())
         .merge(openapi::router())
         .fallback(|| async { AppError::NotFound })
         .with_state(state);

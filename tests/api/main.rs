@@ -9,3 +9,6 @@ mod audit_dpo;
 mod audit_trail;
 mod cli;
 mod http_basics;
+mod members;
+mod pages;
+mod secrets_at_rest;
