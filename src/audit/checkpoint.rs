@@ -296,7 +296,7 @@ mod tests {
         assert!(note.starts_with("mandat.example/audit\n42\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n2026-11-23T10:15:02.123456Z\n\n\u{2014} mandat.example/audit "));
         let parsed = SignedNote::parse(&note).unwrap();
         assert_eq!(parsed.checkpoint, cp());
-        parsed.verify(&[key.public.clone()]).unwrap();
+        parsed.verify(std::slice::from_ref(&key.public)).unwrap();
         // Another key, or a changed body, does not verify.
         let other = SigningKey::derive(&keyring(2), 1).unwrap();
         assert_eq!(parsed.verify(&[other.public]), Err(NoteError::BadSignature));
@@ -304,7 +304,7 @@ mod tests {
         assert_eq!(
             SignedNote::parse(&forged)
                 .unwrap()
-                .verify(&[key.public.clone()]),
+                .verify(std::slice::from_ref(&key.public)),
             Err(NoteError::BadSignature)
         );
         assert!(format!("{key:?}").contains("redacted"));

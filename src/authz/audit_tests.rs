@@ -43,6 +43,15 @@ fn who(kind: &str, step_up_age: Option<i64>) -> Principal {
     }
 }
 
+/// (who, seconds since step-up, action, resource, expected).
+type Row<'a> = (
+    &'a str,
+    Option<i64>,
+    Action,
+    &'a Resource,
+    Result<(), Denial>,
+);
+
 const OK: Result<(), Denial> = Ok(());
 const NO: Result<(), Denial> = Err(Denial::Forbidden);
 const STEP: Result<(), Denial> = Err(Denial::StepUpRequired);
@@ -60,7 +69,7 @@ fn audit_permissions_table() {
     let recent = Some(60);
     let stale = Some(301);
     #[rustfmt::skip]
-    let table: Vec<(&str, Option<i64>, Action, &Resource, Result<(), Denial>)> = vec![
+    let table: Vec<Row> = vec![
         // DPO: reads, verifies and exports the whole trail; exports need a recent step-up.
         ("dpo", recent, Action::AuditRead, &whole, OK),
         ("dpo", recent, Action::AuditRead, &org_b, OK),
