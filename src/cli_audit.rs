@@ -11,8 +11,9 @@ use crate::domain::audit_query::{AuditQuery, RawAuditQuery};
 use crate::service::Ctx;
 use crate::service::audit::{self, ExportFormat};
 
-fn other(e: impl std::fmt::Display) -> StartError {
-    StartError::Other(anyhow::anyhow!("{e}"))
+fn other(e: impl std::fmt::Debug) -> StartError {
+    // Operators read this: the cause chain, which never holds event content or secrets.
+    StartError::Other(anyhow::anyhow!("{e:?}"))
 }
 
 pub async fn run(cmd: AuditCommand, config: Config) -> Result<ExitCode, StartError> {

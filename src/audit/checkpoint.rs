@@ -319,7 +319,7 @@ mod tests {
         data.extend_from_slice(&key.public.bytes);
         assert_eq!(key.public.key_id(name), sha256(&data)[..4]);
         let vkey = key.public.vkey(name);
-        let parts: Vec<&str> = vkey.split('+').collect();
+        let parts: Vec<&str> = vkey.splitn(3, '+').collect();
         assert_eq!(parts[0], name);
         assert_eq!(parts[1], hex::encode(key.public.key_id(name)));
         assert_eq!(STANDARD.decode(parts[2]).unwrap()[0], 1);

@@ -322,7 +322,7 @@ async fn pruned_payloads_keep_the_log_verifiable_and_an_independent_verifier_agr
     assert!(r.ok && r.entries == size, "{r:?}");
 
     // The export and the independent verifier.
-    let out = mandat_cli(&app, &["audit", "export", "--format", "jsonl"]);
+    let out = mandat_cli(&app, &["audit", "export", "--format", "jsonl"]).await;
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -218,18 +218,18 @@ async fn assert_detected(app: &TestApp, bad: i64) {
     );
     assert_eq!(app.get("/readyz").await.status(), 503);
     // Last: the CLI records its own `audit.verified` event after the tampered part.
-    let (code, out) = cli_verify(app, Some("witness.jsonl"));
+    let (code, out) = cli_verify(app, Some("witness.jsonl")).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("first bad index: {bad}")), "{out}");
 }
 
 /// Runs `mandat audit verify [--against FILE]` on the app's database.
-pub fn cli_verify(app: &TestApp, against: Option<&str>) -> (i32, String) {
+pub async fn cli_verify(app: &TestApp, against: Option<&str>) -> (i32, String) {
     let mut args = vec!["audit", "verify"];
     if let Some(f) = against {
         args.extend(["--against", f]);
     }
-    let out = mandat_cli(app, &args);
+    let out = mandat_cli(app, &args).await;
     (
         out.status.code().unwrap_or(-1),
         format!(
@@ -240,8 +240,9 @@ pub fn cli_verify(app: &TestApp, against: Option<&str>) -> (i32, String) {
     )
 }
 
-/// Runs the binary with the app's database and master key.
-pub fn mandat_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+/// Runs the binary with the app's database and master key, off the runtime's thread (the
+/// test's server keeps running meanwhile: it may hold the write lock the binary waits for).
+pub async fn mandat_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     use secrecy::ExposeSecret as _;
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mandat"));
     c.current_dir(app.dir.path());
@@ -258,7 +259,9 @@ pub fn mandat_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
         .env("MANDAT_MASTER_KEY", TEST_MASTER_KEY)
         .env("MANDAT_LOG", "error")
         .args(args);
-    c.output().unwrap()
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
 }
 
 /// The master key of `Config::for_tests`.
@@ -269,7 +272,7 @@ async fn an_intact_log_verifies_everywhere() {
     let app = quiet_app().await;
     append(&app, 25).await;
     checkpoint(&app).await;
-    let (code, out) = cli_verify(&app, Some("witness.jsonl"));
+    let (code, out) = cli_verify(&app, Some("witness.jsonl")).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("ok"), "{out}");
     // The service call records audit.verified.
