@@ -1,8 +1,13 @@
 //! Pure domain types and rules: no I/O, no HTTP, no SQL.
 
+pub mod consent;
 pub mod demarche;
+pub mod mandate;
 pub mod organisation;
+pub mod search;
+pub mod terms;
 pub mod text;
+pub mod usager;
 
 /// A validation failure on one input field; the message is French and safe to show.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]

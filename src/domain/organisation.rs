@@ -16,7 +16,11 @@ impl Siret {
             return None;
         }
         let la_poste = digits.starts_with("356000000")
-            && digits.bytes().map(|b| u32::from(b - b'0')).sum::<u32>().is_multiple_of(5);
+            && digits
+                .bytes()
+                .map(|b| u32::from(b - b'0'))
+                .sum::<u32>()
+                .is_multiple_of(5);
         (luhn(&digits) || la_poste).then_some(Self(digits))
     }
     pub fn as_str(&self) -> &str {
