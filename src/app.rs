@@ -22,6 +22,7 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     pub clock: Arc<dyn Clock>,
     pub sequencer: Sequencer,
+    pub authz: Arc<crate::authz::Authz>,
 }
 
 /// Why start-up failed; `main` maps each kind to its exit code.
@@ -107,8 +108,11 @@ impl AppState {
         migrate: bool,
     ) -> Result<Self, StartError> {
         let keyring = load_keyring(&config)?;
+        let authz = crate::authz::Authz::load()
+            .map_err(|e| StartError::Config(format!("policies: {e}")))?;
         let store = open_store(&config, migrate).await?;
         Ok(Self {
+            authz: Arc::new(authz),
             config: Arc::new(config),
             sequencer: Sequencer::new(store.clone()),
             store,
