@@ -23,6 +23,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub sequencer: Sequencer,
     pub authz: Arc<crate::authz::Authz>,
+    pub sms: Arc<dyn crate::sms::SmsSender>,
 }
 
 /// Why start-up failed; `main` maps each kind to its exit code.
@@ -113,6 +114,7 @@ impl AppState {
         let store = open_store(&config, migrate).await?;
         Ok(Self {
             authz: Arc::new(authz),
+            sms: crate::sms::from_config(&config.sms),
             config: Arc::new(config),
             sequencer: Sequencer::new(store.clone()),
             store,

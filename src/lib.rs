@@ -15,5 +15,6 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod service;
+pub mod sms;
 pub mod store;
 pub mod telemetry;

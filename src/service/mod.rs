@@ -1,7 +1,12 @@
 //! Use cases. Each public function is one transaction: it reads, decides, writes the change
 //! and its audit events, and commits — or changes nothing.
 
+pub mod consent;
+pub mod idempotency;
+pub mod mandates;
 pub mod organisations;
+mod pii;
+pub mod usagers;
 
 use crate::audit::Actor;
 

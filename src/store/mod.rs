@@ -6,6 +6,8 @@
 //! backend's transaction type; what differs (locks, connection options) lives in `sqlite.rs`
 //! and `postgres.rs`. No `sqlx::Any`.
 
+mod mandates;
+pub(crate) mod mandates_sql;
 mod postgres;
 mod rows;
 mod shared;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use mandates::*;
 pub use postgres::PgStore;
 pub use rows::*;
 pub use sqlite::SqliteStore;
@@ -90,7 +93,9 @@ pub trait Store: Send + Sync + 'static {
 
 /// One transaction. The repositories are supertraits so each area keeps its own file.
 #[async_trait]
-pub trait Tx: OrgRepo + AuditRepo + Send {
+pub trait Tx:
+    OrgRepo + AuditRepo + UsagerRepo + MandateRepo + ChallengeRepo + IdempotencyRepo + Send
+{
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 

@@ -9,6 +9,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
+use super::mandates_sql::impl_mandate_repos;
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 
@@ -44,6 +45,7 @@ impl PgStore {
 pub struct PgTx(Transaction<'static, Postgres>);
 
 impl_shared_repos!(PgTx);
+impl_mandate_repos!(PgTx);
 
 #[async_trait]
 impl Tx for PgTx {

@@ -10,6 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
+use super::mandates_sql::impl_mandate_repos;
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 
@@ -49,6 +50,7 @@ impl SqliteStore {
 pub struct SqliteTx(Transaction<'static, Sqlite>);
 
 impl_shared_repos!(SqliteTx);
+impl_mandate_repos!(SqliteTx);
 
 #[async_trait]
 impl Tx for SqliteTx {
