@@ -289,7 +289,7 @@ fn check<T>(errors: &mut Vec<FieldError>, field: &str, r: Result<T, &'static str
     r.map_err(|m| errors.push(FieldError::new(field, m))).ok()
 }
 
-fn optional<'a>(s: Option<&'a str>) -> Option<&'a str> {
+fn optional(s: Option<&str>) -> Option<&str> {
     s.filter(|v| !v.trim().is_empty())
 }
 

@@ -6,6 +6,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::Ctx;
 use super::mandates::{Mandate, audit_expired, own_mandate, render, replace_older};
 use super::pii::{open_usager, seal_field, usager_key};
 use super::usagers::Caller;
@@ -72,7 +73,10 @@ fn code_mac(
 
 /// Creates the mandate's consent challenge and delivers the code: returned for printing,
 /// or sent by SMS (recap, then code). Returns the printed code's display form.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per channel event; a struct would only rename them"
+)]
 pub async fn issue_challenge(
     state: &AppState,
     tx: &mut dyn Tx,
@@ -194,9 +198,9 @@ async fn answer(
     m: MandateRow,
     typed: &str,
     decision: Decision,
-    actor: Actor,
-    request_id: Option<String>,
+    who: Ctx,
 ) -> ApiResult<MandateRow> {
+    let Ctx { actor, request_id } = who;
     let now = state.clock.now();
     let channel = ConsentChannel::parse(&ch.channel)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("corrupt channel")))?;
@@ -354,8 +358,10 @@ pub async fn consent_at_desk(
         m,
         code,
         Decision::Accept,
-        caller.actor(),
-        caller.request_id.clone(),
+        Ctx {
+            actor: caller.actor(),
+            request_id: caller.request_id.clone(),
+        },
     )
     .await?;
     let mut tx = state.store.begin().await?;
@@ -387,7 +393,7 @@ pub async fn consent_public(
         ));
     }
     let actor = Actor::usager(m.usager_id);
-    answer(state, tx, ch, m, code, decision, actor, request_id).await?;
+    answer(state, tx, ch, m, code, decision, Ctx { actor, request_id }).await?;
     Ok(match decision {
         Decision::Accept => "accepted",
         Decision::Refuse => "refused",

@@ -6,3 +6,6 @@ mod common;
 mod audit_core;
 mod cli;
 mod http_basics;
+mod mandates;
+mod mandates_support;
+mod usagers;

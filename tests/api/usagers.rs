@@ -1,0 +1,313 @@
+//! Usagers: validation, sealed storage, audited reads, blind-index search, visibility,
+//! and no personal data in clear in the database files, the logs or the audit log.
+
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+
+use mandat::domain::mandate::ConsentChannel;
+use mandat::domain::usager::{NewUsager, UsagerInput};
+use mandat::service::consent;
+use mandat::service::usagers;
+
+use crate::common::{TestApp, backend};
+use crate::mandates_support::*;
+
+#[tokio::test]
+async fn bad_input_is_refused_field_by_field() {
+    let app = TestApp::spawn().await;
+    let base = UsagerInput {
+        given_name: "Jeanne",
+        family_name: "Martin",
+        birthdate: "1950-01-02",
+        birthplace: None,
+        phone: Some("06 12 34 56 78"),
+        email: None,
+        identity_check: "document",
+    };
+    let today = today(&app);
+    for (bad, field) in [
+        (
+            UsagerInput {
+                phone: Some("06 12"),
+                ..base
+            },
+            "phone",
+        ),
+        (
+            UsagerInput {
+                birthdate: "2026-11-24",
+                ..base
+            },
+            "birthdate",
+        ),
+        (
+            UsagerInput {
+                given_name: "  ",
+                ..base
+            },
+            "given_name",
+        ),
+        (
+            UsagerInput {
+                family_name: "",
+                ..base
+            },
+            "family_name",
+        ),
+        (
+            UsagerInput {
+                email: Some("jeanne@"),
+                ..base
+            },
+            "email",
+        ),
+        (
+            UsagerInput {
+                identity_check: "passport",
+                ..base
+            },
+            "identity_check",
+        ),
+    ] {
+        let e = NewUsager::parse(&bad, today).unwrap_err();
+        assert_eq!(
+            e.iter().map(|f| f.field.as_str()).collect::<Vec<_>>(),
+            [field]
+        );
+        assert!(
+            e[0].message.chars().any(|c| "éèàç".contains(c))
+                || e[0].message.starts_with(char::is_uppercase)
+        );
+    }
+    assert!(NewUsager::parse(&base, today).is_ok());
+    assert_eq!(app.count("usager").await, 0);
+}
+
+#[tokio::test]
+async fn created_usager_is_sealed_readable_by_its_organisations_and_every_read_audited() {
+    let app = TestApp::spawn().await;
+    let a = caller(&app, None).await;
+    let b = caller(&app, None).await;
+    let created = fresh(
+        usagers::create(&app.state, &a, input(&app, Some(PHONE)), None)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(created.phone.as_deref(), Some(PHONE_E164));
+    assert_eq!(created.given_name, GIVEN);
+    let read = usagers::get(&app.state, &a, created.id).await.unwrap();
+    assert_eq!(read.family_name, FAMILY);
+    assert_eq!(read.email.as_deref(), Some(EMAIL));
+    assert_eq!(read.birthdate, "1948-03-09");
+    assert_eq!(read.birthplace.as_deref(), Some("Roubaix"));
+    let e = usagers::get(&app.state, &b, created.id).await.unwrap_err();
+    assert_eq!(status_of(&e), 404);
+    let e = usagers::get(&app.state, &a, uuid::Uuid::now_v7())
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), 404);
+    let events = app.audit_events().await;
+    let reads: Vec<_> = events
+        .iter()
+        .filter(|e| e["action"] == "usager.read")
+        .collect();
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0]["usager"], created.id.to_string());
+    assert_eq!(reads[0]["organisation"], a.organisation_id.to_string());
+    let c = events
+        .iter()
+        .find(|e| e["action"] == "usager.created")
+        .unwrap();
+    assert_eq!(
+        c["details"],
+        serde_json::json!({"identity_check":"document","has_phone":true,"has_email":true})
+    );
+}
+
+#[tokio::test]
+async fn search_by_blind_index() {
+    let app = TestApp::spawn().await;
+    let a = caller(&app, None).await;
+    let b = caller(&app, None).await;
+    let u = usager(&app, &a, None).await;
+    let _other = usager(&app, &b, None).await;
+    for q in [
+        "quatrefeuilles",
+        "QUATREFEUILLES",
+        "Marguerite-Zoé Quatrefeuilles",
+        "quatrefeuilles margueritezoe",
+        "Quatrefeuilles 1948-03-09",
+        "1948-03-09",
+    ] {
+        let found = usagers::search(&app.state, &a, q, 20).await.unwrap();
+        assert_eq!(found.iter().map(|x| x.id).collect::<Vec<_>>(), [u], "{q}");
+    }
+    for q in [
+        "quatre",
+        "Quatrefeuilles 1948-03-10",
+        "marguerite",
+        "Zoé Dupont",
+    ] {
+        assert!(
+            usagers::search(&app.state, &a, q, 20)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{q}"
+        );
+    }
+    assert_eq!(
+        status_of(
+            &usagers::search(&app.state, &a, " - ", 20)
+                .await
+                .unwrap_err()
+        ),
+        422
+    );
+    let events = app.audit_events().await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["action"] == "usager.read")
+            .count(),
+        6,
+        "every result is a read"
+    );
+}
+
+/// Captures every log line (all levels) written while the test runs on this thread.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    let n = needle.as_bytes();
+    hay.windows(n.len()).any(|w| w == n)
+}
+
+#[tokio::test]
+async fn personal_data_never_in_clear_in_database_logs_or_audit() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = TestApp::spawn().await;
+    let a = caller(&app, None).await;
+    // A scripted session: register, read, search, SMS mandate, wrong code, print mandate,
+    // consent, revoke.
+    let u = usager(&app, &a, Some(PHONE)).await;
+    usagers::get(&app.state, &a, u).await.unwrap();
+    usagers::search(&app.state, &a, &format!("{GIVEN} {FAMILY}"), 10)
+        .await
+        .unwrap();
+    let s = try_mandate(&app, &a, u, &["social"], ConsentChannel::Sms)
+        .await
+        .unwrap();
+    let _ = consent::consent_at_desk(&app.state, &a, s.id, "000000").await;
+    let p = print_mandate(&app, &a, u, &["papiers"]).await;
+    consent::consent_at_desk(&app.state, &a, p.id, &p.consent.unwrap().code.unwrap())
+        .await
+        .unwrap();
+    mandat::service::mandates::revoke(
+        &app.state,
+        &a,
+        p.id,
+        None,
+        mandat::domain::mandate::RevocationReason::UsagerRequest,
+    )
+    .await
+    .unwrap();
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let events = app.audit_events().await;
+    assert!(events.len() >= 10);
+
+    let secrets = [
+        GIVEN,
+        FAMILY,
+        "Quatrefeuilles",
+        "612345678",
+        "6 12 34 56 78",
+        EMAIL,
+        "marguerite.quatrefeuilles",
+        "Roubaix",
+    ];
+    let audit_text = serde_json::to_string(&events).unwrap();
+    for s in secrets {
+        assert!(!audit_text.contains(s), "{s} in the audit log");
+    }
+    let log_bytes = logs.0.lock().unwrap().clone();
+    assert!(!log_bytes.is_empty(), "logs were captured");
+    for s in secrets {
+        assert!(!contains(&log_bytes, s), "{s} in the logs");
+    }
+    if backend() == "sqlite" {
+        // Raw bytes of the database file and its write-ahead log.
+        let mut raw = Vec::new();
+        for name in ["mandat.db", "mandat.db-wal"] {
+            if let Ok(b) = std::fs::read(app.dir.path().join(name)) {
+                raw.extend(b);
+            }
+        }
+        assert!(raw.len() > 10_000);
+        for s in secrets {
+            assert!(!contains(&raw, s), "{s} in the database files");
+        }
+        // Sanity: the scan would see clear text (the organisation name is stored in clear).
+        assert!(contains(&raw, "France Services Test"));
+    } else {
+        // PostgreSQL: dump every text-like cell of the application's tables.
+        let dump = pg_text_dump(&app).await;
+        assert!(dump.contains("France Services Test"));
+        for s in secrets {
+            assert!(!dump.contains(s), "{s} in the database");
+        }
+    }
+    let _ = std::io::stdout().flush();
+}
+
+async fn pg_text_dump(app: &TestApp) -> String {
+    use secrecy::ExposeSecret as _;
+    use sqlx::Connection as _;
+    let mandat::config::DatabaseUrl::Postgres(url) = &app.db_url else {
+        unreachable!()
+    };
+    let mut c = sqlx::PgConnection::connect(url.expose_secret())
+        .await
+        .unwrap();
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    let mut out = String::new();
+    for t in tables {
+        let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT (t.*)::text FROM \"{t}\" t"))
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        for r in rows {
+            out.push_str(&r);
+            out.push('\n');
+        }
+    }
+    out
+}
