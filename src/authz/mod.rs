@@ -11,13 +11,21 @@ use cedar_policy::{
 use uuid::Uuid;
 
 #[cfg(test)]
+mod mandates_tests;
+#[cfg(test)]
 mod tests;
 
 const SCHEMA: &str = include_str!("../../policies/schema.cedarschema");
-const POLICIES: &[(&str, &str)] = &[(
-    "accounts.cedar",
-    include_str!("../../policies/accounts.cedar"),
-)];
+const POLICIES: &[(&str, &str)] = &[
+    (
+        "accounts.cedar",
+        include_str!("../../policies/accounts.cedar"),
+    ),
+    (
+        "mandates.cedar",
+        include_str!("../../policies/mandates.cedar"),
+    ),
+];
 
 /// Seconds used for "never" ages (no step-up yet).
 const NEVER: i64 = 1 << 40;
@@ -36,6 +44,16 @@ pub enum Action {
     MemberTotpReset,
     MemberBindCard,
     TotpCardsImport,
+    UsagerCreate,
+    UsagerSearch,
+    UsagerRead,
+    MandateCreate,
+    MandateList,
+    MandateRead,
+    MandateConsent,
+    MandateResend,
+    MandateRevoke,
+    MandateRenew,
 }
 
 impl Action {
@@ -53,6 +71,16 @@ impl Action {
             Self::MemberTotpReset => "member.totp_reset",
             Self::MemberBindCard => "member.bind_card",
             Self::TotpCardsImport => "totp_cards.import",
+            Self::UsagerCreate => "usager.create",
+            Self::UsagerSearch => "usager.search",
+            Self::UsagerRead => "usager.read",
+            Self::MandateCreate => "mandate.create",
+            Self::MandateList => "mandate.list",
+            Self::MandateRead => "mandate.read",
+            Self::MandateConsent => "mandate.consent",
+            Self::MandateResend => "mandate.resend",
+            Self::MandateRevoke => "mandate.revoke",
+            Self::MandateRenew => "mandate.renew",
         }
     }
 }
