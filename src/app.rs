@@ -23,6 +23,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub sequencer: Sequencer,
     pub authz: Arc<crate::authz::Authz>,
+    pub hasher: crate::crypto::password::PasswordHasher,
+    pub limits: Arc<crate::http::ratelimit::RateLimits>,
     pub sms: Arc<dyn crate::sms::SmsSender>,
 }
 
@@ -114,6 +116,8 @@ impl AppState {
         let store = open_store(&config, migrate).await?;
         Ok(Self {
             authz: Arc::new(authz),
+            hasher: crate::crypto::password::PasswordHasher::new().map_err(StartError::Other)?,
+            limits: Arc::new(crate::http::ratelimit::RateLimits::default()),
             sms: crate::sms::from_config(&config.sms),
             config: Arc::new(config),
             sequencer: Sequencer::new(store.clone()),

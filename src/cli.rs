@@ -37,6 +37,34 @@ pub enum Command {
     /// Manage organisations.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an active account; prints {"id","totp_secret","otpauth_uri"}.
+    Create(UserCreate),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("placement").required(true).args(["org", "platform_role"])))]
+pub struct UserCreate {
+    #[arg(long)]
+    pub email: String,
+    #[arg(long)]
+    pub name: String,
+    /// Organisation id (with --role).
+    #[arg(long, requires = "role", conflicts_with = "platform_role")]
+    pub org: Option<uuid::Uuid>,
+    #[arg(long, value_parser = ["aidant", "referent"], requires = "org")]
+    pub role: Option<String>,
+    #[arg(long, value_parser = ["dpo", "admin"], conflicts_with_all = ["org", "role"])]
+    pub platform_role: Option<String>,
+    /// Read the password from standard input (one trailing newline is stripped).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +97,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<ExitCode, StartError> {
             println!("migrations applied");
             Ok(0)
         }
+        Command::User(UserCommand::Create(args)) => user_create(config, args).await,
         Command::Org(OrgCommand::Create(args)) => {
             let input = match NewOrganisation::parse(
                 &args.name,
@@ -100,12 +129,88 @@ pub async fn run(cli: Cli, config: Config) -> Result<ExitCode, StartError> {
     }
 }
 
+async fn user_create(config: Config, args: UserCreate) -> Result<ExitCode, StartError> {
+    use crate::domain::account::{OrgRole, PlatformRole};
+    use crate::service::users::{self, Placement};
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| StartError::Other(e.into()))?;
+    let password = line
+        .strip_suffix('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .unwrap_or(&line)
+        .to_owned();
+    let placement = match (
+        args.org,
+        args.role.as_deref(),
+        args.platform_role.as_deref(),
+    ) {
+        (Some(org), Some(role), None) => Placement::Member {
+            organisation: org,
+            role: OrgRole::parse(role).unwrap_or(OrgRole::Aidant),
+        },
+        (None, None, Some("admin")) => Placement::Platform(PlatformRole::Admin),
+        (None, None, Some(_)) => Placement::Platform(PlatformRole::Dpo),
+        _ => {
+            eprintln!("give either --org and --role, or --platform-role");
+            return Ok(2);
+        }
+    };
+    let state = AppState::new(config, Arc::new(SystemClock), true).await?;
+    let result = users::create(
+        &state,
+        &args.email,
+        &args.name,
+        placement,
+        secrecy::SecretString::from(password),
+    )
+    .await;
+    let code = match result {
+        Ok(created) => {
+            state
+                .sequencer
+                .barrier()
+                .await
+                .map_err(|e| StartError::Other(e.into()))?;
+            println!(
+                "{}",
+                serde_json::to_string(&created).map_err(|e| StartError::Other(e.into()))?
+            );
+            0
+        }
+        Err(crate::error::AppError::Validation(errors)) => {
+            for e in errors {
+                eprintln!("--{}: {}", e.field.replace('_', "-"), e.message);
+            }
+            2
+        }
+        Err(crate::error::AppError::NotFound) => {
+            eprintln!("--org: organisation inconnue");
+            2
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    };
+    state.store.close().await;
+    Ok(code)
+}
+
 async fn serve(config: Config, migrate: bool) -> Result<ExitCode, StartError> {
     let public_url = config.public_url.clone();
     let app = App::build(config, migrate).await?;
     let addr = app.local_addr();
     tracing::info!(%addr, "listening");
     println!("mandat listening on http://{addr} (public URL {public_url})");
+    match crate::service::users::first_admin_link(&app.state).await {
+        Ok(Some(link)) => {
+            println!("No account yet. Create the first administrator (one-time link): {link}")
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "cannot create the first administrator link"),
+    }
     app.run_until(shutdown_signal()).await?;
     Ok(0)
 }

@@ -3,7 +3,9 @@
 
 pub mod aead;
 pub mod keyring;
+pub mod password;
 pub mod tokens;
+pub mod totp;
 
 pub use aead::{Aad, DataKey, open, seal};
 pub use keyring::{Keyring, MasterKey, Purpose};

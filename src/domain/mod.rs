@@ -1,5 +1,6 @@
 //! Pure domain types and rules: no I/O, no HTTP, no SQL.
 
+pub mod account;
 pub mod consent;
 pub mod demarche;
 pub mod mandate;

@@ -1,8 +1,10 @@
 //! The HTTP front door: router, middleware stack, extractors, one routes file per area.
 
+pub mod auth;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 
 use std::time::Duration;
@@ -31,9 +33,13 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let hsts = state.config.secure_cookies();
+    let csrf_state = state.clone();
     let app = Router::new()
         .merge(routes::health::router())
         .merge(routes::catalogue::router())
+        .merge(routes::session::router())
+        .merge(routes::members::router())
+        .merge(routes::organisations::router())
         .merge(openapi::router())
         .fallback(|| async { AppError::NotFound })
         .with_state(state);
@@ -49,6 +55,10 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn(
             middleware::problem_for_bare_errors,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            csrf_state,
+            middleware::csrf_guard,
         ))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(middleware::make_span))

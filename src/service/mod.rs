@@ -1,12 +1,16 @@
 //! Use cases. Each public function is one transaction: it reads, decides, writes the change
 //! and its audit events, and commits — or changes nothing.
 
+pub mod accounts;
 pub mod consent;
+pub mod factors;
 pub mod idempotency;
 pub mod mandates;
+pub mod members;
 pub mod organisations;
 mod pii;
 pub mod usagers;
+pub mod users;
 
 use crate::audit::Actor;
 

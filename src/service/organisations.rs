@@ -85,3 +85,117 @@ pub async fn get(state: &AppState, id: Uuid) -> ApiResult<Organisation> {
     drop(tx);
     row.try_into()
 }
+
+/// `POST /organisations` (administrators).
+pub async fn create_as(
+    state: &AppState,
+    session: &crate::http::auth::Session,
+    input: NewOrganisation,
+    request_id: Option<String>,
+) -> ApiResult<Organisation> {
+    use crate::authz::{Action, Facts, Resource};
+    state.authz.authorize(
+        &session.principal(),
+        Action::OrganisationCreate,
+        &Resource::Platform,
+        &Facts::none(),
+    )?;
+    let ctx = Ctx {
+        actor: crate::audit::Actor::aidant(session.aidant_id),
+        request_id,
+    };
+    create(state, &ctx, input).await
+}
+
+/// `GET /organisations/{id}`: members and administrators; others get 404.
+pub async fn get_as(
+    state: &AppState,
+    session: &crate::http::auth::Session,
+    id: Uuid,
+) -> ApiResult<Organisation> {
+    use crate::authz::{Action, Facts, Resource};
+    if !session.is_admin && !session.is_member_of(id) {
+        return Err(AppError::NotFound);
+    }
+    state.authz.authorize(
+        &session.principal(),
+        Action::OrganisationRead,
+        &Resource::Organisation(id),
+        &Facts::none(),
+    )?;
+    get(state, id).await
+}
+
+/// `PATCH /organisations/{id}`: référents of the organisation and administrators.
+pub async fn update_as(
+    state: &AppState,
+    session: &crate::http::auth::Session,
+    id: Uuid,
+    address: Option<String>,
+    demarches: Option<Vec<String>>,
+    request_id: Option<String>,
+) -> ApiResult<Organisation> {
+    use crate::authz::{Action, Facts, Resource};
+    use crate::domain::FieldError;
+    if !session.is_admin && !session.is_member_of(id) {
+        return Err(AppError::NotFound);
+    }
+    state.authz.authorize(
+        &session.principal(),
+        Action::OrganisationUpdate,
+        &Resource::Organisation(id),
+        &Facts::none(),
+    )?;
+    let mut errors = Vec::new();
+    let address = match address
+        .as_deref()
+        .map(|a| crate::domain::text::clean_text(a, 300))
+    {
+        Some(Ok(a)) => Some(a),
+        Some(Err(m)) => {
+            errors.push(FieldError::new("address", m));
+            None
+        }
+        None => None,
+    };
+    let demarches = match demarches.as_deref().map(crate::domain::demarche::parse_set) {
+        Some(Some(d)) => Some(d.iter().map(|d| d.as_str().to_owned()).collect::<Vec<_>>()),
+        Some(None) => {
+            errors.push(FieldError::new(
+                "allowed_demarches",
+                "Indiquez au moins une démarche du catalogue.",
+            ));
+            None
+        }
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let mut tx = state.store.begin().await?;
+    let row = tx.get_organisation(id).await?.ok_or(AppError::NotFound)?;
+    let current: Organisation = row.clone().try_into()?;
+    let new_address = address.unwrap_or_else(|| current.address.clone());
+    let new_demarches = demarches.unwrap_or_else(|| current.allowed_demarches.clone());
+    let allowed_json = serde_json::to_string(&new_demarches).map_err(anyhow::Error::from)?;
+    tx.update_organisation(id, &new_address, &allowed_json)
+        .await?;
+    let ev = NewEvent::new(
+        state.clock.now(),
+        crate::audit::Actor::aidant(session.aidant_id),
+        Details::OrganisationUpdated {
+            allowed_demarches: new_demarches.clone(),
+            address_changed: new_address != current.address,
+        },
+    )
+    .organisation(id)
+    .request_id(request_id);
+    audit::append(tx.as_mut(), &ev).await?;
+    tx.commit().await?;
+    state.sequencer.notify();
+    Ok(Organisation {
+        address: new_address,
+        allowed_demarches: new_demarches,
+        ..current
+    })
+}

@@ -6,6 +6,8 @@
 //! backend's transaction type; what differs (locks, connection options) lives in `sqlite.rs`
 //! and `postgres.rs`. No `sqlx::Any`.
 
+mod accounts;
+mod accounts_sql;
 mod mandates;
 pub(crate) mod mandates_sql;
 mod postgres;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use accounts::*;
 pub use mandates::*;
 pub use postgres::PgStore;
 pub use rows::*;
@@ -85,6 +88,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ready(&self) -> Result<(), StoreError>;
     /// Opens a read-write transaction.
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+    /// Opens a transaction meant for reads (SQLite: deferred, so it does not block writers).
+    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// Opens the transaction of the audit sequencer, holding its exclusive lock.
     async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// Closes the pool.
@@ -94,7 +99,14 @@ pub trait Store: Send + Sync + 'static {
 /// One transaction. The repositories are supertraits so each area keeps its own file.
 #[async_trait]
 pub trait Tx:
-    OrgRepo + AuditRepo + UsagerRepo + MandateRepo + ChallengeRepo + IdempotencyRepo + Send
+    OrgRepo
+    + AuditRepo
+    + AccountRepo
+    + UsagerRepo
+    + MandateRepo
+    + ChallengeRepo
+    + IdempotencyRepo
+    + Send
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
@@ -106,6 +118,12 @@ pub trait OrgRepo {
         &mut self,
         id: uuid::Uuid,
     ) -> Result<Option<OrganisationRow>, StoreError>;
+    async fn update_organisation(
+        &mut self,
+        id: uuid::Uuid,
+        address: &str,
+        allowed_demarches: &str,
+    ) -> Result<(), StoreError>;
 }
 
 #[async_trait]

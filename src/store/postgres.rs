@@ -9,6 +9,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
 
+use super::accounts_sql::impl_account_repo;
 use super::mandates_sql::impl_mandate_repos;
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
@@ -45,6 +46,7 @@ impl PgStore {
 pub struct PgTx(Transaction<'static, Postgres>);
 
 impl_shared_repos!(PgTx);
+impl_account_repo!(PgTx);
 impl_mandate_repos!(PgTx);
 
 #[async_trait]
@@ -83,6 +85,10 @@ impl Store for PgStore {
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
         Ok(Box::new(PgTx(self.pool.begin().await?)))
+    }
+
+    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError> {
+        self.begin().await
     }
 
     async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError> {

@@ -38,6 +38,21 @@ macro_rules! impl_shared_repos {
                 .fetch_optional(&mut *self.0)
                 .await?)
             }
+
+            async fn update_organisation(
+                &mut self,
+                id: uuid::Uuid,
+                address: &str,
+                allowed_demarches: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("UPDATE organisation SET address = $1, allowed_demarches = $2 WHERE id = $3")
+                    .bind(address)
+                    .bind(allowed_demarches)
+                    .bind(id)
+                    .execute(&mut *self.0)
+                    .await?;
+                Ok(())
+            }
         }
 
         #[async_trait::async_trait]

@@ -10,6 +10,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
+use super::accounts_sql::impl_account_repo;
 use super::mandates_sql::impl_mandate_repos;
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
@@ -50,6 +51,7 @@ impl SqliteStore {
 pub struct SqliteTx(Transaction<'static, Sqlite>);
 
 impl_shared_repos!(SqliteTx);
+impl_account_repo!(SqliteTx);
 impl_mandate_repos!(SqliteTx);
 
 #[async_trait]
@@ -90,6 +92,10 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteTx(
             self.pool.begin_with("BEGIN IMMEDIATE").await?,
         )))
+    }
+
+    async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError> {
+        Ok(Box::new(SqliteTx(self.pool.begin().await?)))
     }
 
     async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError> {

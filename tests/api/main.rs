@@ -3,6 +3,7 @@
 
 mod common;
 
+mod accounts;
 mod audit_core;
 mod cli;
 mod http_basics;

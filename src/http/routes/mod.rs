@@ -2,3 +2,6 @@
 
 pub mod catalogue;
 pub mod health;
+pub mod members;
+pub mod organisations;
+pub mod session;

@@ -242,3 +242,124 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// An account made for a test, with what it needs to log in.
+#[derive(Clone)]
+pub struct Account {
+    pub id: uuid::Uuid,
+    pub email: String,
+    pub password: String,
+    pub totp_secret: String,
+}
+
+pub const PASSWORD: &str = "cheval agrafe pile 42";
+
+impl TestApp {
+    /// A new organisation (all démarches allowed).
+    pub async fn org(&self, name: &str) -> uuid::Uuid {
+        let input = mandat::domain::organisation::NewOrganisation::parse(
+            name,
+            "1 rue de la Paix, 75002 Paris",
+            None,
+            None,
+        )
+        .unwrap();
+        mandat::service::organisations::create(&self.state, &mandat::service::Ctx::system(), input)
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn account(&self, email: &str, placement: mandat::service::users::Placement) -> Account {
+        let created = mandat::service::users::create(
+            &self.state,
+            email,
+            "Camille Martin",
+            placement,
+            SecretString::from(PASSWORD.to_owned()),
+        )
+        .await
+        .expect("user create");
+        Account {
+            id: created.id,
+            email: email.to_owned(),
+            password: PASSWORD.into(),
+            totp_secret: created.totp_secret,
+        }
+    }
+
+    pub async fn member(&self, email: &str, org: uuid::Uuid, role: &str) -> Account {
+        use mandat::domain::account::OrgRole;
+        let role = OrgRole::parse(role).expect("role");
+        self.account(
+            email,
+            mandat::service::users::Placement::Member {
+                organisation: org,
+                role,
+            },
+        )
+        .await
+    }
+
+    pub async fn platform(&self, email: &str, role: &str) -> Account {
+        use mandat::domain::account::PlatformRole;
+        let r = if role == "admin" {
+            PlatformRole::Admin
+        } else {
+            PlatformRole::Dpo
+        };
+        self.account(email, mandat::service::users::Placement::Platform(r))
+            .await
+    }
+
+    /// A fresh TOTP code: the clock moves to the next 30-second step first (a code is
+    /// accepted only once per step).
+    pub fn code(&self, secret: &str) -> String {
+        self.clock.advance(chrono::Duration::seconds(30));
+        self.code_now(secret)
+    }
+
+    /// The TOTP code at the current clock, without moving it.
+    pub fn code_now(&self, secret: &str) -> String {
+        let seed = mandat::crypto::totp::Seed::parse_card(secret, false).expect("seed");
+        seed.code_at(30, self.state.clock.now().timestamp() as u64)
+    }
+
+    pub fn new_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// Logs in with a new cookie jar; returns the client.
+    pub async fn login(&self, a: &Account) -> reqwest::Client {
+        let client = self.new_client();
+        let res = client
+            .post(self.url("/api/v1/session"))
+            .json(&serde_json::json!({"email": a.email, "password": a.password, "totp": self.code(&a.totp_secret)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "login of {}: {}",
+            a.email,
+            res.text().await.unwrap()
+        );
+        client
+    }
+
+    /// Steps the session up with a fresh code.
+    pub async fn step_up(&self, client: &reqwest::Client, a: &Account) {
+        let res = client
+            .post(self.url("/api/v1/session/step-up"))
+            .json(&serde_json::json!({"totp": self.code(&a.totp_secret)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204, "step-up: {}", res.text().await.unwrap());
+    }
+}

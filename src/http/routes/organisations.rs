@@ -1,0 +1,93 @@
+//! Organisations.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::domain::organisation::NewOrganisation;
+use crate::error::{ApiResult, AppError};
+use crate::http::auth::Session;
+use crate::http::extract::{ApiJson, RequestId};
+use crate::service::organisations::{self, Organisation};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/organisations", post(create))
+        .route("/api/v1/organisations/{org}", get(read).patch(update))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    name: String,
+    address: String,
+    siret: Option<String>,
+    allowed_demarches: Option<Vec<String>>,
+}
+
+/// Create an organisation (administrators).
+#[utoipa::path(post, path = "/api/v1/organisations", tag = "organisations", request_body = CreateBody, responses(
+    (status = 201, body = Organisation),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+pub async fn create(
+    State(state): State<AppState>,
+    session: Session,
+    RequestId(rid): RequestId,
+    ApiJson(b): ApiJson<CreateBody>,
+) -> ApiResult<(StatusCode, Json<Organisation>)> {
+    // Authorize before validating: a non-administrator learns nothing from the body.
+    state.authz.authorize(
+        &session.principal(),
+        crate::authz::Action::OrganisationCreate,
+        &crate::authz::Resource::Platform,
+        &crate::authz::Facts::none(),
+    )?;
+    let input = NewOrganisation::parse(
+        &b.name,
+        &b.address,
+        b.siret.as_deref(),
+        b.allowed_demarches.as_deref(),
+    )
+    .map_err(AppError::Validation)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(organisations::create_as(&state, &session, input, rid).await?),
+    ))
+}
+
+/// An organisation (its members and administrators).
+#[utoipa::path(get, path = "/api/v1/organisations/{org}", tag = "organisations", params(("org" = Uuid, Path)), responses((status = 200, body = Organisation)))]
+pub async fn read(
+    State(state): State<AppState>,
+    session: Session,
+    Path(org): Path<Uuid>,
+) -> ApiResult<Json<Organisation>> {
+    Ok(Json(organisations::get_as(&state, &session, org).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    allowed_demarches: Option<Vec<String>>,
+    address: Option<String>,
+}
+
+/// Change the allowed démarches or the address (référents, administrators).
+#[utoipa::path(patch, path = "/api/v1/organisations/{org}", tag = "organisations", request_body = UpdateBody, params(("org" = Uuid, Path)), responses((status = 200, body = Organisation)))]
+pub async fn update(
+    State(state): State<AppState>,
+    session: Session,
+    Path(org): Path<Uuid>,
+    RequestId(rid): RequestId,
+    ApiJson(b): ApiJson<UpdateBody>,
+) -> ApiResult<Json<Organisation>> {
+    Ok(Json(
+        organisations::update_as(&state, &session, org, b.address, b.allowed_demarches, rid)
+            .await?,
+    ))
+}
