@@ -40,6 +40,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::session::router())
         .merge(routes::members::router())
         .merge(routes::organisations::router())
+        .merge(routes::usagers::router())
+        .merge(routes::mandates::router())
         .merge(openapi::router())
         .fallback(|| async { AppError::NotFound })
         .with_state(state);

@@ -35,6 +35,17 @@ use crate::app::AppState;
         crate::http::routes::organisations::create,
         crate::http::routes::organisations::read,
         crate::http::routes::organisations::update,
+        crate::http::routes::usagers::create,
+        crate::http::routes::usagers::search,
+        crate::http::routes::usagers::read,
+        crate::http::routes::mandates::create,
+        crate::http::routes::mandates::list,
+        crate::http::routes::mandates::read,
+        crate::http::routes::mandates::consent_at_desk,
+        crate::http::routes::mandates::resend,
+        crate::http::routes::mandates::revoke,
+        crate::http::routes::mandates::renew,
+        crate::http::routes::mandates::public_consent,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError))
 )]

@@ -8,5 +8,6 @@ mod audit_core;
 mod cli;
 mod http_basics;
 mod mandates;
+mod mandates_rules;
 mod mandates_support;
 mod usagers;

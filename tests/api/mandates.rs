@@ -1,778 +1,468 @@
-//! Mandates and consent: creation rules, both consent channels, wrong codes, expiry,
-//! replacement, revocation, renewal, concurrency, idempotency.
+//! Mandates over HTTP: the rules the API must show, with real sessions and policies.
 
 use chrono::Duration;
-use mandat::clock::Clock as _;
-use mandat::domain::mandate::{ConsentChannel, MandateDuration, RevocationReason};
-use mandat::error::AppError;
-use mandat::service::consent::{self, Decision};
-use mandat::service::idempotency::{IdemKey, Replayable};
-use mandat::service::mandates::{self, ListQuery, NewMandate};
-use uuid::Uuid;
+use serde_json::json;
 
 use crate::common::TestApp;
 use crate::mandates_support::*;
 
-fn time(s: &str) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+fn time(v: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+        .unwrap()
+        .to_utc()
 }
 
 #[tokio::test]
-async fn demarche_outside_the_allowed_set_is_refused_and_nothing_written() {
+async fn refused_creations_write_nothing() {
     let app = TestApp::spawn().await;
-    let c = caller(&app, Some(&["social", "papiers"])).await;
-    let u = usager(&app, &c, Some(PHONE)).await;
-    let e = try_mandate(&app, &c, u, &["social", "argent"], ConsentChannel::Print)
-        .await
-        .unwrap_err();
-    assert_eq!(status_of(&e), 422);
-    assert_eq!(app.count("mandate").await, 0);
-    assert_eq!(app.count("mandate_demarche").await, 0);
-    assert_eq!(app.count("consent_challenge").await, 0);
-}
-
-#[tokio::test]
-async fn sms_without_phone_is_refused_and_nothing_written() {
-    let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, None).await;
-    let e = try_mandate(&app, &c, u, &["social"], ConsentChannel::Sms)
-        .await
-        .unwrap_err();
-    assert_eq!(status_of(&e), 422);
-    assert_eq!(app.count("mandate").await, 0);
-    assert_eq!(app.count("consent_challenge").await, 0);
+    let d = desk(&app, Some(&["social", "papiers"])).await;
+    let with_phone = d.new_usager(&app, Some(PHONE)).await;
+    let without_phone = d.new_usager(&app, None).await;
+    let before = app.audit_events().await.len();
+    for (body, field) in [
+        (
+            json!({"usager_id": with_phone, "demarches": ["social", "argent"], "duration": "month", "consent_channel": "print"}),
+            "demarches",
+        ),
+        (
+            json!({"usager_id": without_phone, "demarches": ["social"], "duration": "month", "consent_channel": "sms"}),
+            "consent_channel",
+        ),
+        (
+            json!({"usager_id": with_phone, "demarches": ["banque"], "duration": "month", "consent_channel": "print"}),
+            "demarches",
+        ),
+        (
+            json!({"usager_id": with_phone, "demarches": ["social"], "duration": "year", "consent_channel": "print"}),
+            "duration",
+        ),
+        (
+            json!({"usager_id": with_phone, "demarches": ["social"], "duration": "month", "consent_channel": "fax"}),
+            "consent_channel",
+        ),
+    ] {
+        let (s, b) = d.post(&app, "/api/v1/mandates", body).await;
+        assert_eq!(s, 422, "{b}");
+        assert_eq!(b["code"], "validation_failed");
+        assert_eq!(b["errors"][0]["field"], field, "{b}");
+    }
+    for t in [
+        "mandate",
+        "mandate_demarche",
+        "consent_challenge",
+        "idempotency_key",
+    ] {
+        assert_eq!(app.count(t).await, 0, "{t}");
+    }
+    assert_eq!(app.audit_events().await.len(), before);
     assert!(outbox(&app).is_empty());
 }
 
 #[tokio::test]
-async fn another_organisations_usager_or_mandate_is_not_found() {
+async fn another_organisations_usager_and_mandate_are_not_found() {
     let app = TestApp::spawn().await;
-    let a = caller(&app, None).await;
-    let b = caller(&app, None).await;
-    let u = usager(&app, &a, Some(PHONE)).await;
-    let m = print_mandate(&app, &a, u, &["social"]).await;
-    let code = m.consent.as_ref().unwrap().code.clone().unwrap();
-    let nf = |r: Result<_, AppError>| assert_eq!(status_of(&r.unwrap_err()), 404);
-    nf(try_mandate(&app, &b, u, &["social"], ConsentChannel::Print)
-        .await
-        .map(|_| ()));
-    nf(mandates::get(&app.state, &b, m.id).await.map(|_| ()));
-    nf(consent::consent_at_desk(&app.state, &b, m.id, &code)
-        .await
-        .map(|_| ()));
-    nf(
-        mandates::revoke(&app.state, &b, m.id, None, RevocationReason::Error)
-            .await
-            .map(|_| ()),
-    );
-    nf(mandates::renew(
-        &app.state,
-        &b,
-        m.id,
-        MandateDuration::Long,
-        None,
-        ConsentChannel::Print,
-    )
-    .await
-    .map(|_| ()));
-    nf(consent::resend(&app.state, &b, m.id).await);
-    let (list, _) = mandates::list(
-        &app.state,
-        &b,
-        &ListQuery {
-            limit: 50,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert!(list.is_empty());
-    // The code still works for the right organisation: nothing was consumed.
-    let active = consent::consent_at_desk(&app.state, &a, m.id, &code)
+    let a = desk(&app, None).await;
+    let b = desk(&app, None).await;
+    let u = a.new_usager(&app, None).await;
+    let m = a.new_mandate(&app, u, &["social"], "print").await;
+    let id = m["id"].as_str().unwrap();
+    let code = m["consent"]["code"].clone();
+    for (path, body) in [
+        (
+            format!("/api/v1/mandates/{id}/consent"),
+            json!({"code": code}),
+        ),
+        (
+            format!("/api/v1/mandates/{id}/revoke"),
+            json!({"reason": "error"}),
+        ),
+        (
+            format!("/api/v1/mandates/{id}/renew"),
+            json!({"duration": "long", "consent_channel": "print"}),
+        ),
+        (format!("/api/v1/mandates/{id}/consent/resend"), json!({})),
+        (
+            "/api/v1/mandates".to_owned(),
+            json!({"usager_id": u, "demarches": ["social"], "duration": "month", "consent_channel": "print"}),
+        ),
+    ] {
+        let (s, body) = b.post(&app, &path, body).await;
+        assert_eq!(s, 404, "{path}: {body}");
+        assert_eq!(body["code"], "not_found");
+    }
+    for path in [
+        format!("/api/v1/mandates/{id}"),
+        format!("/api/v1/usagers/{u}"),
+    ] {
+        assert_eq!(b.get(&app, &path).await.0, 404, "{path}");
+    }
+    let (_, list) = b.get(&app, "/api/v1/mandates").await;
+    assert_eq!(list["items"], json!([]));
+    // Acting explicitly for an organisation one is not a member of: 404 as well.
+    let (s, _) = b
+        .post(&app, "/api/v1/mandates", json!({"usager_id": u, "demarches": ["social"], "duration": "month", "consent_channel": "print", "organisation_id": a.org}))
+        .await;
+    assert_eq!(s, 404);
+    // Nothing was consumed: the owner still activates it.
+    let (s, _) = a
+        .post(
+            &app,
+            &format!("/api/v1/mandates/{id}/consent"),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // Anonymous: 401.
+    let res = app
+        .new_client()
+        .get(app.url(&format!("/api/v1/mandates/{id}")))
+        .send()
         .await
         .unwrap();
-    assert_eq!(active.status, "active");
+    assert_eq!(res.status(), 401);
 }
 
 #[tokio::test]
-async fn print_flow_activates_with_exact_expiry() {
+async fn print_flow_over_http() {
     let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, None).await;
-    let m = print_mandate(&app, &c, u, &["social", "logement"]).await;
-    assert_eq!(m.status, "pending_consent");
-    let consent_view = m.consent.clone().unwrap();
-    let code = consent_view.code.clone().unwrap();
-    assert_eq!(code.len(), 14, "4-4-4 with dashes");
-    assert_eq!(consent_view.channel, "print");
-    assert_eq!(consent_view.attempts_left, 5);
+    let d = desk(&app, None).await;
+    let u = d.new_usager(&app, None).await;
+    let m = d
+        .new_mandate(&app, u, &["social", "logement"], "print")
+        .await;
+    assert_eq!(m["status"], "pending_consent");
+    assert_eq!(m["consent"]["channel"], "print");
+    assert_eq!(m["consent"]["attempts_left"], 5);
+    let code = m["consent"]["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 14);
+    let id = m["id"].as_str().unwrap().to_owned();
+    let (_, again) = d.get(&app, &format!("/api/v1/mandates/{id}")).await;
+    assert!(again["consent"].get("code").is_none(), "returned once");
+    app.clock.advance(Duration::minutes(5));
+    let (s, active) = d
+        .post(
+            &app,
+            &format!("/api/v1/mandates/{id}/consent"),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(s, 200, "{active}");
+    assert_eq!(active["status"], "active");
     assert_eq!(
-        time(&consent_view.expires_at) - time(&m.created_at),
-        Duration::days(14)
-    );
-    assert!(
-        m.verification_url
-            .starts_with("http://127.0.0.1:8080/verifier/")
-    );
-    // The code is returned once: later reads do not show it.
-    assert!(
-        mandates::get(&app.state, &c, m.id)
-            .await
-            .unwrap()
-            .consent
-            .unwrap()
-            .code
-            .is_none()
-    );
-
-    app.clock.advance(Duration::hours(3));
-    // Lower case and spaces are fine.
-    let typed = code.to_lowercase().replace('-', " ");
-    let active = consent::consent_at_desk(&app.state, &c, m.id, &typed)
-        .await
-        .unwrap();
-    assert_eq!(active.status, "active");
-    let activated = time(active.activated_at.as_deref().unwrap());
-    assert_eq!(activated, app.clock.now());
-    assert_eq!(
-        time(active.expires_at.as_deref().unwrap()) - activated,
+        time(&active["expires_at"]) - time(&active["activated_at"]),
         Duration::days(31)
     );
-    assert!(active.demarches.iter().all(|d| d.status == "active"));
-    assert_eq!(active.consent.unwrap().status, "accepted");
-
-    let events = app.audit_events().await;
-    let act: Vec<_> = events
-        .iter()
-        .filter(|e| e["action"] == "mandate.activated")
-        .collect();
-    assert_eq!(act.len(), 1);
-    assert_eq!(act[0]["actor"]["kind"], "aidant");
-    assert_eq!(act[0]["actor"]["id"], c.aidant_id.to_string());
-    assert_eq!(act[0]["details"]["terms_hash"], m.terms_hash);
-    for a in ["mandate.created", "mandate.consent_sent"] {
-        assert_eq!(events.iter().filter(|e| e["action"] == a).count(), 1, "{a}");
-    }
-    // The printed code was destroyed at consent.
-    assert_eq!(
-        app.count("consent_challenge WHERE code_sealed IS NOT NULL")
-            .await,
-        0
-    );
-    // The code is single use.
-    let again = consent::consent_at_desk(&app.state, &c, m.id, &code)
-        .await
-        .unwrap_err();
-    assert_eq!(status_of(&again), 409);
-}
-
-#[tokio::test]
-async fn sms_flow_code_only_in_outbox_then_public_consent() {
-    let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, Some(PHONE)).await;
-    let m = try_mandate(&app, &c, u, &["travail"], ConsentChannel::Sms)
-        .await
-        .unwrap();
-    let view = m.consent.clone().unwrap();
-    assert!(view.code.is_none());
-    assert_eq!(view.sent_to.as_deref(), Some("+33 •• •• •• •• 78"));
-    assert_eq!(
-        time(&view.expires_at) - time(&m.created_at),
-        Duration::minutes(10)
-    );
-    let body = serde_json::to_string(&m).unwrap();
-    let lines = outbox(&app);
-    assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0]["kind"], "recap");
-    assert_eq!(lines[1]["kind"], "code");
-    for l in &lines {
-        assert_eq!(l["to"], PHONE_E164);
-        assert_eq!(l["mandate_id"], m.id.to_string());
-        assert_eq!(l["challenge_id"], view.challenge_id.to_string());
-        assert!(l["sent_at"].as_str().unwrap().ends_with('Z'));
-    }
-    let text = lines[1]["body"].as_str().unwrap();
-    assert!(text.contains(&format!(
-        "http://127.0.0.1:8080/consentement/{}",
-        view.challenge_id
-    )));
-    let code: String = text
-        .split("mandat : ")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take(6)
-        .collect();
-    assert!(code.chars().all(|c| c.is_ascii_digit()), "{text}");
-    assert!(!body.contains(&code), "the aidant never sees the code");
-    assert!(
-        lines[0]["body"]
-            .as_str()
-            .unwrap()
-            .contains("France Services Test")
-    );
-
-    let status =
-        consent::consent_public(&app.state, view.challenge_id, &code, Decision::Accept, None)
-            .await
-            .unwrap();
-    assert_eq!(status, "accepted");
-    let active = mandates::get(&app.state, &c, m.id).await.unwrap();
-    assert_eq!(active.status, "active");
+    assert!(active["expires_at"].as_str().unwrap().ends_with('Z'));
+    let (s, b) = d
+        .post(
+            &app,
+            &format!("/api/v1/mandates/{id}/consent"),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
     let events = app.audit_events().await;
     let act = events
         .iter()
         .find(|e| e["action"] == "mandate.activated")
         .unwrap();
-    assert_eq!(act["actor"]["kind"], "usager");
-    assert_eq!(act["actor"]["id"], u.to_string());
-    // Unknown challenge: 404.
-    let e = consent::consent_public(&app.state, Uuid::now_v7(), &code, Decision::Accept, None)
-        .await
-        .unwrap_err();
-    assert_eq!(status_of(&e), 404);
-}
-
-#[tokio::test]
-async fn public_refusal_needs_the_code() {
-    let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, None).await;
-    let m = print_mandate(&app, &c, u, &["famille"]).await;
-    let v = m.consent.unwrap();
-    let e = consent::consent_public(&app.state, v.challenge_id, "", Decision::Refuse, None)
-        .await
-        .unwrap_err();
-    assert_eq!(status_of(&e), 422);
-    let s = consent::consent_public(
-        &app.state,
-        v.challenge_id,
-        &v.code.unwrap(),
-        Decision::Refuse,
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(s, "refused");
     assert_eq!(
-        mandates::get(&app.state, &c, m.id).await.unwrap().status,
-        "refused"
+        act["actor"],
+        json!({"kind": "aidant", "id": d.account.id.to_string()})
     );
+    assert!(act["request_id"].is_string());
 }
 
 #[tokio::test]
-async fn wrong_codes_count_down_then_lock_and_refuse() {
+async fn sms_flow_over_http() {
     let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, None).await;
-    let m = print_mandate(&app, &c, u, &["social"]).await;
-    let code = m.consent.unwrap().code.unwrap();
+    let d = desk(&app, None).await;
+    let u = d.new_usager(&app, Some(PHONE)).await;
+    let m = d.new_mandate(&app, u, &["travail"], "sms").await;
+    assert!(m["consent"].get("code").is_none());
+    assert_eq!(m["consent"]["sent_to"], "+33 •• •• •• •• 78");
+    let (code, challenge) = last_sms_code(&app);
+    assert_eq!(challenge, m["consent"]["challenge_id"].as_str().unwrap());
+    assert!(!m.to_string().contains(&code));
+    let public = app.new_client();
+    let res = public
+        .post(app.url("/api/v1/public/consent"))
+        .json(&json!({"challenge_id": challenge, "code": code, "decision": "accept"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap(),
+        json!({"status": "accepted"})
+    );
+    let (_, now) = d
+        .get(
+            &app,
+            &format!("/api/v1/mandates/{}", m["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(now["status"], "active");
+    let res = public
+        .post(app.url("/api/v1/public/consent"))
+        .json(&json!({"challenge_id": uuid::Uuid::now_v7(), "code": code, "decision": "accept"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn wrong_codes_then_lock_then_late_codes() {
+    let app = TestApp::spawn().await;
+    let mut d = desk(&app, None).await;
+    let u = d.new_usager(&app, None).await;
+    let m = d.new_mandate(&app, u, &["social"], "print").await;
+    let path = format!("/api/v1/mandates/{}/consent", m["id"].as_str().unwrap());
     for left in [4, 3, 2, 1] {
-        match consent::consent_at_desk(&app.state, &c, m.id, "AAAA-BBBB-CCCC")
-            .await
-            .unwrap_err()
-        {
-            AppError::InvalidCode { attempts_left } => assert_eq!(attempts_left, left),
-            other => panic!("{other:?}"),
-        }
+        let (s, b) = d.post(&app, &path, json!({"code": "ZZZZ-ZZZZ-ZZZZ"})).await;
+        assert_eq!(s, 422);
+        assert_eq!(b["code"], "invalid_code");
+        assert_eq!(b["attempts_left"], left, "top-level member");
     }
-    let fifth = consent::consent_at_desk(&app.state, &c, m.id, "0000-0000-0000")
-        .await
-        .unwrap_err();
-    assert!(matches!(fifth, AppError::ChallengeLocked), "{fifth:?}");
-    assert_eq!(status_of(&fifth), 423);
-    let after = mandates::get(&app.state, &c, m.id).await.unwrap();
-    assert_eq!(after.status, "refused");
-    assert_eq!(after.consent.unwrap().status, "locked");
-    // Even the right code no longer works.
-    let e = consent::consent_at_desk(&app.state, &c, m.id, &code)
-        .await
-        .unwrap_err();
-    assert_eq!(status_of(&e), 423);
-    let events = app.audit_events().await;
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e["action"] == "mandate.consent_failed")
-            .count(),
-        5
-    );
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e["action"] == "mandate.refused")
-            .count(),
-        1
-    );
-    assert_eq!(
-        app.count("consent_challenge WHERE code_sealed IS NOT NULL")
-            .await,
-        0
-    );
-}
+    let (s, b) = d.post(&app, &path, json!({"code": "ZZZZ-ZZZZ-ZZZZ"})).await;
+    assert_eq!(s, 423);
+    assert_eq!(b["code"], "challenge_locked");
+    let (_, after) = d
+        .get(
+            &app,
+            &format!("/api/v1/mandates/{}", m["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(after["status"], "refused");
 
-#[tokio::test]
-async fn late_code_is_gone_and_the_mandate_expires() {
-    let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, Some(PHONE)).await;
-    let m = print_mandate(&app, &c, u, &["social"]).await;
-    let code = m.consent.unwrap().code.unwrap();
+    let late = d.new_mandate(&app, u, &["social"], "print").await;
     app.clock.advance(Duration::days(14));
-    let e = consent::consent_at_desk(&app.state, &c, m.id, &code)
-        .await
-        .unwrap_err();
-    assert!(matches!(e, AppError::ChallengeExpired));
-    assert_eq!(status_of(&e), 410);
-    assert_eq!(
-        mandates::get(&app.state, &c, m.id).await.unwrap().status,
-        "expired"
-    );
-    assert_eq!(
-        app.count("consent_challenge WHERE code_sealed IS NOT NULL")
-            .await,
-        0
-    );
-
-    // SMS: 10 minutes.
-    let s = try_mandate(&app, &c, u, &["social"], ConsentChannel::Sms)
-        .await
-        .unwrap();
-    app.clock.advance(Duration::minutes(10));
-    let e = consent::consent_at_desk(&app.state, &c, s.id, "123456")
-        .await
-        .unwrap_err();
-    assert_eq!(status_of(&e), 410);
+    d.relogin(&app).await;
+    let (s, b) = d
+        .post(
+            &app,
+            &format!("/api/v1/mandates/{}/consent", late["id"].as_str().unwrap()),
+            json!({"code": late["consent"]["code"]}),
+        )
+        .await;
+    assert_eq!(s, 410, "{b}");
+    assert_eq!(b["code"], "challenge_expired");
 }
 
 #[tokio::test]
-async fn same_demarche_in_same_organisation_replaces_the_old_one() {
+async fn replacement_partial_revocation_and_renewal_rules() {
     let app = TestApp::spawn().await;
-    let a = caller(&app, None).await;
-    let u = usager(&app, &a, None).await;
-    let old = active_mandate(&app, &a, u, &["social", "travail"]).await;
-    // Another organisation's mandate with the same usager is untouched: register the
-    // usager there too (a separate record) and give it the same démarche.
-    let b = caller(&app, None).await;
-    let ub = usager(&app, &b, None).await;
-    let other = active_mandate(&app, &b, ub, &["social"]).await;
-
-    let pending = print_mandate(&app, &a, u, &["social"]).await;
-    // Not replaced before the new one is active.
-    let still = mandates::get(&app.state, &a, old.id).await.unwrap();
-    assert!(still.demarches.iter().all(|d| d.status == "active"));
-    let code = pending.consent.unwrap().code.unwrap();
-    consent::consent_at_desk(&app.state, &a, pending.id, &code)
-        .await
-        .unwrap();
-
-    let old_now = mandates::get(&app.state, &a, old.id).await.unwrap();
-    assert_eq!(old_now.status, "active");
-    let social = old_now.demarches.iter().find(|d| d.id == "social").unwrap();
-    assert_eq!(social.status, "revoked");
-    assert_eq!(social.revoked_reason.as_deref(), Some("replaced"));
-    let travail = old_now
-        .demarches
-        .iter()
-        .find(|d| d.id == "travail")
-        .unwrap();
-    assert_eq!(travail.status, "active");
-    let other_now = mandates::get(&app.state, &b, other.id).await.unwrap();
-    assert_eq!(other_now.status, "active");
-    assert!(other_now.demarches.iter().all(|d| d.status == "active"));
-    let events = app.audit_events().await;
-    let r: Vec<_> = events
-        .iter()
-        .filter(|e| e["action"] == "mandate.replaced")
-        .collect();
-    assert_eq!(r.len(), 1);
-    assert_eq!(r[0]["mandate"], old.id.to_string());
-    assert_eq!(r[0]["details"]["by"], pending.id.to_string());
-
-    // Replacing the last démarche revokes the old mandate as a whole.
-    active_mandate(&app, &a, u, &["travail"]).await;
-    assert_eq!(
-        mandates::get(&app.state, &a, old.id).await.unwrap().status,
-        "revoked"
-    );
-}
-
-#[tokio::test]
-async fn revoking_one_demarche_leaves_the_others_then_full_revocation_blocks_renewal() {
-    let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, None).await;
-    let m = active_mandate(&app, &c, u, &["social", "logement", "papiers"]).await;
-    let r = mandates::revoke(
-        &app.state,
-        &c,
-        m.id,
-        Some(vec!["logement".into()]),
-        RevocationReason::UsagerRequest,
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, "active");
-    let st = |id: &str| {
-        r.demarches
-            .iter()
-            .find(|d| d.id == id)
+    let mut d = desk(&app, None).await;
+    let u = d.new_usager(&app, None).await;
+    let old = d.active(&app, u, &["social", "travail", "papiers"]).await;
+    let old_id = old["id"].as_str().unwrap().to_owned();
+    d.active(&app, u, &["social"]).await;
+    let (_, o) = d.get(&app, &format!("/api/v1/mandates/{old_id}")).await;
+    let st = |m: &serde_json::Value, id: &str| {
+        m["demarches"]
+            .as_array()
             .unwrap()
-            .status
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap()
             .clone()
     };
-    assert_eq!(st("logement"), "revoked");
-    assert_eq!(st("social"), "active");
-    assert_eq!(st("papiers"), "active");
-    // Revoking it again: conflict; unknown démarche: 422.
-    let e = mandates::revoke(
-        &app.state,
-        &c,
-        m.id,
-        Some(vec!["logement".into()]),
-        RevocationReason::Other,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(status_of(&e), 409);
-    let e = mandates::revoke(
-        &app.state,
-        &c,
-        m.id,
-        Some(vec!["argent".into()]),
-        RevocationReason::Other,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(status_of(&e), 422);
+    assert_eq!(st(&o, "social")["status"], "revoked");
+    assert_eq!(st(&o, "social")["revoked_reason"], "replaced");
+    assert_eq!(st(&o, "travail")["status"], "active");
 
-    let all = mandates::revoke(&app.state, &c, m.id, None, RevocationReason::Deceased)
-        .await
-        .unwrap();
-    assert_eq!(all.status, "revoked");
-    assert!(all.revoked_at.is_some());
-    assert!(all.demarches.iter().all(|d| d.status == "revoked"));
-    let e = mandates::renew(
-        &app.state,
-        &c,
-        m.id,
-        MandateDuration::Long,
-        None,
-        ConsentChannel::Print,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(status_of(&e), 409);
-    let events = app.audit_events().await;
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e["action"] == "mandate.demarche_revoked")
-            .count(),
-        1
-    );
-    let rev = events
-        .iter()
-        .find(|e| e["action"] == "mandate.revoked")
-        .unwrap();
-    assert_eq!(rev["details"]["reason"], "deceased");
-}
-
-#[tokio::test]
-async fn renewal_allowed_within_a_year_of_expiry_only() {
-    let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, None).await;
-    let m = active_mandate(&app, &c, u, &["social", "travail"]).await;
-    // Pending mandates cannot be renewed.
-    let p = print_mandate(&app, &c, u, &["papiers"]).await;
-    let e = mandates::renew(
-        &app.state,
-        &c,
-        p.id,
-        MandateDuration::Long,
-        None,
-        ConsentChannel::Print,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(status_of(&e), 409);
-
-    app.clock.advance(Duration::days(31 + 365));
-    let seen = mandates::get(&app.state, &c, m.id).await.unwrap();
-    assert_eq!(
-        seen.status, "expired",
-        "expired as soon as expires_at passes"
-    );
-    let n = mandates::renew(
-        &app.state,
-        &c,
-        m.id,
-        MandateDuration::Semester,
-        None,
-        ConsentChannel::Print,
-    )
-    .await
-    .unwrap();
-    assert_eq!(n.renews, Some(m.id));
-    assert_eq!(n.status, "pending_consent");
-    let ids: Vec<&str> = n.demarches.iter().map(|d| d.id.as_str()).collect();
-    assert_eq!(ids, ["social", "travail"]);
-    assert_eq!(n.duration, "semester");
-    let code = n.consent.unwrap().code.unwrap();
-    let active = consent::consent_at_desk(&app.state, &c, n.id, &code)
-        .await
-        .unwrap();
-    assert_eq!(
-        time(active.expires_at.as_deref().unwrap()) - time(active.activated_at.as_deref().unwrap()),
-        Duration::days(182)
-    );
-
-    app.clock.advance(Duration::seconds(1));
-    let e = mandates::renew(
-        &app.state,
-        &c,
-        m.id,
-        MandateDuration::Long,
-        None,
-        ConsentChannel::Print,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(status_of(&e), 409, "more than 365 days after expiry");
-    let events = app.audit_events().await;
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e["action"] == "mandate.renewed")
-            .count(),
-        1
-    );
-}
-
-#[tokio::test]
-async fn expiry_job_and_expiring_filter() {
-    let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, None).await;
-    let short = {
-        let input = NewMandate {
-            usager_id: u,
-            demarches: demarches(&["loisirs"]),
-            duration: MandateDuration::Semester,
-            channel: ConsentChannel::Print,
-        };
-        let m = fresh(mandates::create(&app.state, &c, input, None).await.unwrap());
-        consent::consent_at_desk(&app.state, &c, m.id, &m.consent.unwrap().code.unwrap())
-            .await
-            .unwrap()
-    };
-    let month = active_mandate(&app, &c, u, &["social"]).await;
-    let pending = print_mandate(&app, &c, u, &["papiers"]).await;
-    app.clock.advance(Duration::days(160));
-    let q = ListQuery {
-        expiring_within_days: Some(30),
-        limit: 50,
-        ..Default::default()
-    };
-    let (list, _) = mandates::list(&app.state, &c, &q).await.unwrap();
-    let ids: Vec<Uuid> = list.iter().map(|m| m.id).collect();
-    assert_eq!(ids, [short.id]);
-    assert_eq!(
-        mandates::expire_due(&app.state).await.unwrap(),
-        2,
-        "the month mandate and the lapsed challenge"
-    );
-    assert_eq!(
-        mandates::get(&app.state, &c, month.id)
-            .await
-            .unwrap()
-            .status,
-        "expired"
-    );
-    assert_eq!(
-        mandates::get(&app.state, &c, pending.id)
-            .await
-            .unwrap()
-            .status,
-        "expired"
-    );
-    assert_eq!(
-        mandates::expire_due(&app.state).await.unwrap(),
-        0,
-        "idempotent"
-    );
-    let q = ListQuery {
-        status: Some(mandat::domain::mandate::MandateStatus::Active),
-        limit: 50,
-        ..Default::default()
-    };
-    let (list, _) = mandates::list(&app.state, &c, &q).await.unwrap();
-    assert_eq!(list.len(), 1);
-    // Paging.
-    let q = ListQuery {
-        limit: 2,
-        ..Default::default()
-    };
-    let (page1, next) = mandates::list(&app.state, &c, &q).await.unwrap();
-    assert_eq!(page1.len(), 2);
-    let (page2, none) = mandates::list(
-        &app.state,
-        &c,
-        &ListQuery {
-            cursor: next,
-            limit: 2,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(page2.len(), 1);
-    assert!(none.is_none());
-    let events = app.audit_events().await;
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e["action"] == "mandate.expired")
-            .count(),
-        2
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_consents_and_revocations_have_one_winner() {
-    let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, None).await;
-    for _ in 0..3 {
-        let m = print_mandate(&app, &c, u, &["social"]).await;
-        let code = m.consent.unwrap().code.unwrap();
-        let (r1, r2) = tokio::join!(
-            consent::consent_at_desk(&app.state, &c, m.id, &code),
-            consent::consent_at_desk(&app.state, &c, m.id, &code)
-        );
-        let oks = [r1.is_ok(), r2.is_ok()].iter().filter(|b| **b).count();
-        assert_eq!(oks, 1, "{r1:?} {r2:?}");
-        let err = r1.err().or(r2.err()).unwrap();
-        assert_eq!(status_of(&err), 409, "{err:?}");
-
-        let (v1, v2) = tokio::join!(
-            mandates::revoke(&app.state, &c, m.id, None, RevocationReason::Error),
-            mandates::revoke(&app.state, &c, m.id, None, RevocationReason::Error)
-        );
-        assert_eq!([v1.is_ok(), v2.is_ok()].iter().filter(|b| **b).count(), 1);
-        assert_eq!(status_of(&v1.err().or(v2.err()).unwrap()), 409);
-    }
-    let events = app.audit_events().await;
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e["action"] == "mandate.activated")
-            .count(),
-        3
-    );
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e["action"] == "mandate.revoked")
-            .count(),
-        3
-    );
-}
-
-#[tokio::test]
-async fn idempotency_key_replays_the_first_answer() {
-    let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, None).await;
-    let input = || NewMandate {
-        usager_id: u,
-        demarches: demarches(&["social"]),
-        duration: MandateDuration::Short,
-        channel: ConsentChannel::Print,
-    };
-    let key = |body: &[u8]| {
-        IdemKey::new(
-            &app.state.keyring,
-            format!("{}:mandates", c.aidant_id),
-            "k-1",
-            body,
+    let (s, r) = d
+        .post(
+            &app,
+            &format!("/api/v1/mandates/{old_id}/revoke"),
+            json!({"demarches": ["travail"], "reason": "usager_request"}),
         )
-        .unwrap()
-    };
-    let first = fresh(
-        mandates::create(&app.state, &c, input(), Some(&key(b"body")))
-            .await
-            .unwrap(),
-    );
-    match mandates::create(&app.state, &c, input(), Some(&key(b"body")))
-        .await
-        .unwrap()
-    {
-        Replayable::Replay { status, body } => {
-            assert_eq!(status, 201);
-            let replay: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(replay, serde_json::to_value(&first).unwrap());
-        }
-        Replayable::Fresh(_) => panic!("not replayed"),
-    }
-    assert_eq!(app.count("mandate").await, 1);
-    let e = mandates::create(&app.state, &c, input(), Some(&key(b"other body")))
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(status_of(&e), 409);
-    assert!(IdemKey::new(&app.state.keyring, "s".into(), &"x".repeat(65), b"").is_err());
-    assert!(IdemKey::new(&app.state.keyring, "s".into(), "a b", b"").is_err());
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["status"], "active");
+    assert_eq!(st(&r, "papiers")["status"], "active");
+    assert_eq!(st(&r, "travail")["status"], "revoked");
+    let (s, _) = d
+        .post(
+            &app,
+            &format!("/api/v1/mandates/{old_id}/revoke"),
+            json!({"reason": "because"}),
+        )
+        .await;
+    assert_eq!(s, 422, "reason is a code");
+    let (s, r) = d
+        .post(
+            &app,
+            &format!("/api/v1/mandates/{old_id}/revoke"),
+            json!({"reason": "error"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["status"], "revoked");
+    let (s, b) = d
+        .post(
+            &app,
+            &format!("/api/v1/mandates/{old_id}/renew"),
+            json!({"duration": "long", "consent_channel": "print"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
+
+    // Renewal: allowed within 365 days of expiry, refused after.
+    let m = d.active(&app, u, &["logement"]).await;
+    let id = m["id"].as_str().unwrap().to_owned();
+    app.clock.advance(Duration::days(31 + 364));
+    d.relogin(&app).await;
+    let (s, n) = d
+        .post(
+            &app,
+            &format!("/api/v1/mandates/{id}/renew"),
+            json!({"duration": "semester", "consent_channel": "print"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{n}");
+    assert_eq!(n["renews"], id.as_str());
+    app.clock.advance(Duration::days(1) + Duration::minutes(1));
+    d.relogin(&app).await;
+    let (s, _) = d
+        .post(
+            &app,
+            &format!("/api/v1/mandates/{id}/renew"),
+            json!({"duration": "semester", "consent_channel": "print"}),
+        )
+        .await;
+    assert_eq!(s, 409);
 }
 
 #[tokio::test]
-async fn sms_resend_voids_the_old_code_and_is_limited() {
+async fn second_factor_older_than_fifteen_minutes_needs_a_step_up() {
     let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, Some("0692 12 34 56")).await;
-    let m = try_mandate(&app, &c, u, &["social"], ConsentChannel::Sms)
+    let d = desk(&app, None).await;
+    let u = d.new_usager(&app, None).await;
+    let m = d.new_mandate(&app, u, &["social"], "print").await;
+    app.clock.advance(Duration::minutes(16));
+    let body = json!({"usager_id": u, "demarches": ["social"], "duration": "month", "consent_channel": "print"});
+    let (s, b) = d.post(&app, "/api/v1/mandates", body.clone()).await;
+    assert_eq!(s, 403);
+    assert_eq!(b["code"], "step_up_required");
+    let path = format!("/api/v1/mandates/{}/consent", m["id"].as_str().unwrap());
+    assert_eq!(
+        d.post(&app, &path, json!({"code": m["consent"]["code"]}))
+            .await
+            .0,
+        403
+    );
+    // Reads need no fresh factor.
+    assert_eq!(
+        d.get(
+            &app,
+            &format!("/api/v1/mandates/{}", m["id"].as_str().unwrap())
+        )
+        .await
+        .0,
+        200
+    );
+    app.step_up(&d.client, &d.account).await;
+    assert_eq!(d.post(&app, "/api/v1/mandates", body).await.0, 201);
+    assert_eq!(
+        d.post(&app, &path, json!({"code": m["consent"]["code"]}))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn platform_roles_cannot_touch_usagers_or_mandates() {
+    let app = TestApp::spawn().await;
+    let d = desk(&app, None).await;
+    let u = d.new_usager(&app, None).await;
+    for role in ["admin", "dpo"] {
+        let acc = app.platform(&format!("{role}@exemple.fr"), role).await;
+        let c = app.login(&acc).await;
+        let res = c
+            .post(app.url("/api/v1/usagers"))
+            .json(&usager_body(None))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{role}");
+        let res = c
+            .get(app.url(&format!("/api/v1/usagers/{u}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status() == 403 || res.status() == 404, "{role}");
+    }
+}
+
+#[tokio::test]
+async fn idempotency_key_over_http() {
+    let app = TestApp::spawn().await;
+    let d = desk(&app, None).await;
+    let u = d.new_usager(&app, None).await;
+    let body = json!({"usager_id": u, "demarches": ["social"], "duration": "short", "consent_channel": "print"});
+    let send = |b: serde_json::Value| {
+        d.client
+            .post(app.url("/api/v1/mandates"))
+            .header("Idempotency-Key", "clé-1".replace('é', "e"))
+            .json(&b)
+            .send()
+    };
+    let r1 = send(body.clone()).await.unwrap();
+    assert_eq!(r1.status(), 201);
+    let b1: serde_json::Value = r1.json().await.unwrap();
+    let r2 = send(body.clone()).await.unwrap();
+    assert_eq!(r2.status(), 201);
+    assert_eq!(r2.json::<serde_json::Value>().await.unwrap(), b1);
+    assert_eq!(app.count("mandate").await, 1);
+    let mut other = body.clone();
+    other["duration"] = json!("long");
+    assert_eq!(send(other).await.unwrap().status(), 409);
+    let r = d
+        .client
+        .post(app.url("/api/v1/mandates"))
+        .header("Idempotency-Key", "x".repeat(65))
+        .json(&body)
+        .send()
         .await
         .unwrap();
-    let first = m.consent.unwrap().challenge_id;
-    let old_code: String = outbox(&app)[1]["body"]
-        .as_str()
-        .unwrap()
-        .split("mandat : ")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take(6)
-        .collect();
-    assert_eq!(outbox(&app)[0]["to"], "+262692123456");
-    for _ in 0..3 {
-        consent::resend(&app.state, &c, m.id).await.unwrap();
-    }
-    let e = consent::resend(&app.state, &c, m.id).await.unwrap_err();
-    assert_eq!(status_of(&e), 429);
-    let lines = outbox(&app);
-    assert_eq!(lines.len(), 8);
-    let e = consent::consent_public(&app.state, first, &old_code, Decision::Accept, None)
-        .await
-        .unwrap_err();
-    assert_eq!(status_of(&e), 409, "void challenge");
-    let last = lines.last().unwrap();
-    let code: String = last["body"]
-        .as_str()
-        .unwrap()
-        .split("mandat : ")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take(6)
-        .collect();
-    let current: Uuid = last["challenge_id"].as_str().unwrap().parse().unwrap();
-    assert_eq!(
-        consent::consent_public(&app.state, current, &code, Decision::Accept, None)
-            .await
-            .unwrap(),
-        "accepted"
-    );
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn lists_filter_by_status_usager_and_expiry() {
+    let app = TestApp::spawn().await;
+    let mut d = desk(&app, None).await;
+    let u1 = d.new_usager(&app, None).await;
+    let u2 = d.new_usager(&app, None).await;
+    d.active(&app, u1, &["social"]).await;
+    d.new_mandate(&app, u2, &["papiers"], "print").await;
+    let (s, all) = d.get(&app, "/api/v1/mandates").await;
+    assert_eq!(s, 200);
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    let (_, mine) = d
+        .get(&app, &format!("/api/v1/mandates?usager_id={u1}"))
+        .await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let (_, pending) = d.get(&app, "/api/v1/mandates?status=pending_consent").await;
+    assert_eq!(pending["items"][0]["usager_id"], u2.to_string());
+    app.clock.advance(Duration::days(10));
+    d.relogin(&app).await;
+    let (_, soon) = d
+        .get(&app, "/api/v1/mandates?expiring_within_days=30")
+        .await;
+    assert_eq!(soon["items"].as_array().unwrap().len(), 1);
+    let (_, none) = d.get(&app, "/api/v1/mandates?expiring_within_days=5").await;
+    assert_eq!(none["items"], json!([]));
+    let (_, page) = d.get(&app, "/api/v1/mandates?limit=1").await;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, page2) = d
+        .get(&app, &format!("/api/v1/mandates?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(page2["items"].as_array().unwrap().len(), 1);
+    assert!(page2["next_cursor"].is_null());
+    assert_eq!(d.get(&app, "/api/v1/mandates?status=nope").await.0, 422);
+    assert_eq!(d.get(&app, "/api/v1/mandates?limit=0").await.0, 422);
 }

@@ -2,6 +2,8 @@
 
 pub mod catalogue;
 pub mod health;
+pub mod mandates;
 pub mod members;
 pub mod organisations;
 pub mod session;
+pub mod usagers;
