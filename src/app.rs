@@ -164,6 +164,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let expiry = tokio::spawn(crate::service::lifecycle::run_expiry(
+            self.state.clone(),
+            stop_rx.clone(),
+        ));
         let jobs = tokio::spawn(self.state.sequencer.clone().run(stop_rx));
         let router = crate::http::router(self.state.clone());
         axum::serve(
@@ -174,6 +178,7 @@ impl App {
         .await?;
         let _ = stop_tx.send(true);
         let _ = jobs.await;
+        let _ = expiry.await;
         self.state.store.close().await;
         Ok(())
     }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Ctx;
-use super::mandates::{Mandate, audit_expired, own_mandate, render, replace_older};
+use super::lifecycle::{audit_expired, replace_older};
+use super::mandates::{Mandate, own_mandate, render};
 use super::pii::{open_usager, seal_field, usager_key};
 use super::usagers::Caller;
 use crate::app::AppState;

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod consent;
 pub mod factors;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod mandates;
 pub mod members;
 pub mod organisations;

@@ -8,6 +8,7 @@ mod audit_core;
 mod cli;
 mod http_basics;
 mod mandates;
+mod mandates_lifecycle;
 mod mandates_rules;
 mod mandates_support;
 mod usagers;
