@@ -26,6 +26,7 @@ pub struct AppState {
     pub hasher: crate::crypto::password::PasswordHasher,
     pub limits: Arc<crate::http::ratelimit::RateLimits>,
     pub sms: Arc<dyn crate::sms::SmsSender>,
+    pub code_failures: Arc<crate::http::code_failures::CodeFailures>,
 }
 
 /// Why start-up failed; `main` maps each kind to its exit code.
@@ -119,6 +120,7 @@ impl AppState {
             hasher: crate::crypto::password::PasswordHasher::new().map_err(StartError::Other)?,
             limits: Arc::new(crate::http::ratelimit::RateLimits::default()),
             sms: crate::sms::from_config(&config.sms),
+            code_failures: Arc::default(),
             config: Arc::new(config),
             sequencer: Sequencer::new(store.clone()),
             store,

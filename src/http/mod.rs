@@ -1,6 +1,7 @@
 //! The HTTP front door: router, middleware stack, extractors, one routes file per area.
 
 pub mod auth;
+pub mod code_failures;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;

@@ -466,3 +466,65 @@ async fn lists_filter_by_status_usager_and_expiry() {
     assert_eq!(d.get(&app, "/api/v1/mandates?status=nope").await.0, 422);
     assert_eq!(d.get(&app, "/api/v1/mandates?limit=0").await.0, 422);
 }
+
+#[tokio::test]
+async fn public_page_limits_failures_per_client_and_per_challenge() {
+    let app = TestApp::spawn().await;
+    let d = desk(&app, None).await;
+    let u = d.new_usager(&app, Some(PHONE)).await;
+    let m = d.new_mandate(&app, u, &["social"], "print").await;
+    let challenge = m["consent"]["challenge_id"].clone();
+    let public = app.new_client();
+    let attempt = |code: &str| {
+        public
+            .post(app.url("/api/v1/public/consent"))
+            .json(&json!({"challenge_id": challenge, "code": code, "decision": "refuse"}))
+            .send()
+    };
+    for left in [4, 3, 2, 1] {
+        let r = attempt("ZZZZ-ZZZZ-ZZZZ").await.unwrap();
+        assert_eq!(r.status(), 422);
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["attempts_left"],
+            left
+        );
+    }
+    let r = attempt("ZZZZ-ZZZZ-ZZZZ").await.unwrap();
+    assert_eq!(r.status(), 429, "4 failures per 60 s per client");
+    assert!(r.headers().contains_key("retry-after"));
+    app.clock.advance(Duration::seconds(60));
+    let r = attempt("ZZZZ-ZZZZ-ZZZZ").await.unwrap();
+    assert_eq!(r.status(), 423);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "challenge_locked"
+    );
+    let (_, after) = d
+        .get(
+            &app,
+            &format!("/api/v1/mandates/{}", m["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(after["status"], "refused");
+    let r = public
+        .post(app.url("/api/v1/public/consent"))
+        .json(
+            &json!({"challenge_id": challenge, "code": m["consent"]["code"], "decision": "accept"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        423,
+        "even the right code: the challenge is locked"
+    );
+    let doc: serde_json::Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    for p in [
+        "/api/v1/mandates/{id}/consent",
+        "/api/v1/public/consent",
+        "/api/v1/usagers/{id}",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} in the OpenAPI document");
+    }
+}

@@ -344,11 +344,22 @@ pub async fn public_consent(
     ApiJson(b): ApiJson<PublicConsentBody>,
 ) -> ApiResult<Json<PublicConsentAnswer>> {
     state.limits.check(Limit::Public, ip)?;
+    state.code_failures.check(ip, state.clock.now())?;
     let decision = match b.decision.as_str() {
         "accept" => Decision::Accept,
         "refuse" => Decision::Refuse,
         _ => return Err(validation("decision", "Indiquez « accept » ou « refuse ».")),
     };
-    let status = consent::consent_public(&state, b.challenge_id, &b.code, decision, rid).await?;
-    Ok(Json(PublicConsentAnswer { status }))
+    match consent::consent_public(&state, b.challenge_id, &b.code, decision, rid).await {
+        Ok(status) => Ok(Json(PublicConsentAnswer { status })),
+        Err(e) => {
+            if matches!(
+                e,
+                AppError::InvalidCode { .. } | AppError::ChallengeLocked | AppError::NotFound
+            ) {
+                state.code_failures.record(ip, state.clock.now());
+            }
+            Err(e)
+        }
+    }
 }
