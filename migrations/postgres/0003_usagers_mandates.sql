@@ -92,6 +92,10 @@ CREATE TABLE idempotency_key (
     key_version BIGINT NOT NULL,
     wrapped_key BYTEA NOT NULL,
     body BYTEA NOT NULL,
+    -- The usager the answer is about (its row goes when the usager is erased).
+    usager_id UUID,
     created_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (scope, key)
 );
+CREATE INDEX idempotency_key_created ON idempotency_key (created_at);
+CREATE INDEX idempotency_key_usager ON idempotency_key (usager_id);

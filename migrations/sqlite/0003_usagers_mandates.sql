@@ -92,6 +92,10 @@ CREATE TABLE idempotency_key (
     key_version INTEGER NOT NULL,
     wrapped_key BLOB NOT NULL,
     body BLOB NOT NULL,
+    -- The usager the answer is about (its row goes when the usager is erased).
+    usager_id BLOB,
     created_at TEXT NOT NULL,
     PRIMARY KEY (scope, key)
 );
+CREATE INDEX idempotency_key_created ON idempotency_key (created_at);
+CREATE INDEX idempotency_key_usager ON idempotency_key (usager_id);

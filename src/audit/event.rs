@@ -111,6 +111,8 @@ pub enum Details {
     },
     #[serde(rename = "usager.read")]
     UsagerRead {},
+    #[serde(rename = "usager.erased")]
+    UsagerErased { mandates: i64 },
     #[serde(rename = "usager.searched")]
     UsagerSearched { results: i64 },
     #[serde(rename = "mandate.created")]

@@ -168,3 +168,21 @@ fn mandate_actions_and_the_fifteen_minute_factor() {
         Ok(())
     );
 }
+
+#[test]
+fn only_dpos_erase() {
+    let u = Resource::Usager {
+        id: Uuid::from_u128(7),
+        linked: vec![Uuid::from_u128(A)],
+    };
+    assert_eq!(decide("dpo", Action::UsagerErase, &u), Ok(()));
+    for w in [
+        "aidant_a",
+        "referent_a",
+        "aidant_b",
+        "admin",
+        "inactive_aidant_a",
+    ] {
+        assert_eq!(decide(w, Action::UsagerErase, &u), FORBIDDEN, "{w}");
+    }
+}

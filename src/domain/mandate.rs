@@ -313,6 +313,19 @@ pub fn replaced_demarches(old_active: &[String], new: &[String]) -> Vec<String> 
     out
 }
 
+/// Erasure on request: allowed when the usager never had a mandate, or when every mandate
+/// has ended (`end` = when it was refused, expired or revoked) more than `retention_days`
+/// ago (mandate evidence is kept that long). `mandates` lists `(status, end)`.
+pub fn erasure_allowed(
+    mandates: &[(MandateStatus, Option<DateTime<Utc>>)],
+    now: DateTime<Utc>,
+    retention_days: i64,
+) -> bool {
+    mandates.iter().all(|(status, end)| {
+        status.is_final() && end.is_some_and(|e| now > e + Duration::days(retention_days))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +412,36 @@ mod tests {
         ));
         assert!(!can_renew(MandateStatus::PendingConsent, None, exp));
         assert!(!can_renew(MandateStatus::Refused, None, exp));
+    }
+
+    #[test]
+    fn erasure_rules() {
+        let now = t0();
+        assert!(erasure_allowed(&[], now, 2192), "never had a mandate");
+        let old = Some(now - Duration::days(2193));
+        let recent = Some(now - Duration::days(10));
+        assert!(erasure_allowed(
+            &[(MandateStatus::Revoked, old), (MandateStatus::Refused, old)],
+            now,
+            2192
+        ));
+        assert!(!erasure_allowed(
+            &[
+                (MandateStatus::Revoked, old),
+                (MandateStatus::Expired, recent)
+            ],
+            now,
+            2192
+        ));
+        assert!(
+            !erasure_allowed(&[(MandateStatus::Active, old)], now, 2192),
+            "active"
+        );
+        assert!(!erasure_allowed(
+            &[(MandateStatus::PendingConsent, None)],
+            now,
+            2192
+        ));
     }
 
     fn status() -> impl Strategy<Value = MandateStatus> {

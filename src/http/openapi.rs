@@ -38,6 +38,7 @@ use crate::app::AppState;
         crate::http::routes::usagers::create,
         crate::http::routes::usagers::search,
         crate::http::routes::usagers::read,
+        crate::http::routes::usagers::erase,
         crate::http::routes::mandates::create,
         crate::http::routes::mandates::list,
         crate::http::routes::mandates::read,

@@ -9,6 +9,8 @@ use crate::error::AppError;
 use crate::store::{IdempotencyRow, Tx};
 
 const KEY_VERSION: u32 = 1;
+/// How long a first answer is kept for replays.
+pub const KEEP: chrono::Duration = chrono::Duration::hours(24);
 
 /// A validated key, scoped to the caller and the route, with the request's keyed hash.
 #[derive(Debug, Clone)]
@@ -87,6 +89,7 @@ pub async fn record(
     idem: &IdemKey,
     status: u16,
     body: &impl serde::Serialize,
+    usager: Option<uuid::Uuid>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), AppError> {
     let text = zeroize::Zeroizing::new(serde_json::to_string(body).map_err(anyhow::Error::from)?);
@@ -105,6 +108,7 @@ pub async fn record(
             .wrap(&kek, "idempotency_key", &id)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?,
         body: seal_field(&dek, "idempotency_key", &id, "body", KEY_VERSION, &text)?,
+        usager_id: usager,
         created_at: now,
     };
     tx.insert_idempotency(&row).await?;

@@ -101,6 +101,7 @@ pub async fn expire_due(state: &AppState) -> ApiResult<u64> {
             audit_expired(tx.as_mut(), &m, now).await?;
         }
     }
+    tx.prune_idempotency(now - super::idempotency::KEEP).await?;
     tx.commit().await?;
     if n > 0 {
         state.sequencer.notify();

@@ -169,6 +169,7 @@ pub async fn create(
             i,
             201,
             &mandate,
+            Some(row.usager_id),
             row.created_at,
         )
         .await?;

@@ -10,6 +10,7 @@ use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::crypto::Purpose;
 use crate::domain::FieldError;
+use crate::domain::mandate::{MandateStatus, erasure_allowed};
 use crate::domain::search::{IndexKind, SearchQuery, usager_entries};
 use crate::domain::usager::NewUsager;
 use crate::error::{ApiResult, AppError};
@@ -138,7 +139,7 @@ pub async fn create(
     audit::append(tx.as_mut(), &event).await?;
     let usager = to_api(state, &row)?;
     if let Some(i) = idem {
-        idempotency::record(&state.keyring, tx.as_mut(), i, 201, &usager, now).await?;
+        idempotency::record(&state.keyring, tx.as_mut(), i, 201, &usager, Some(id), now).await?;
     }
     tx.commit().await?;
     state.sequencer.notify();
@@ -231,4 +232,68 @@ pub async fn search(
     tx.commit().await?;
     state.sequencer.notify();
     Ok(out)
+}
+
+/// Days mandate evidence is kept after a mandate ends (`policies/retention.toml`,
+/// `mandate_evidence_days`; 6 years when the file does not say).
+fn mandate_evidence_days(state: &AppState) -> i64 {
+    std::fs::read_to_string(&state.config.retention_file)
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
+        .and_then(|v| {
+            v.get("retention")?
+                .get("mandate_evidence_days")?
+                .as_integer()
+        })
+        .unwrap_or(2192)
+}
+
+/// Erases a usager (DPO): crypto-shreds the data key, so their personal data, the terms of
+/// their mandates and any printed code become unreadable; removes the blind index and the
+/// stored idempotent answers about them. `409` while a mandate is pending or active, or
+/// its evidence is still retained.
+pub async fn erase(state: &AppState, ctx: &super::Ctx, id: Uuid) -> ApiResult<()> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
+    if row.erased_at.is_some() {
+        return Err(AppError::NotFound);
+    }
+    let mandates = tx.mandates_of_usager(id).await?;
+    let ends: Vec<(MandateStatus, Option<chrono::DateTime<chrono::Utc>>)> = mandates
+        .iter()
+        .map(|m| {
+            let status = MandateStatus::parse(&m.status)
+                .unwrap_or(MandateStatus::Active)
+                .effective(m.expires_at, now);
+            let end = m.ended_at.or(if status == MandateStatus::Expired {
+                m.expires_at
+            } else {
+                None
+            });
+            (status, end)
+        })
+        .collect();
+    if !erasure_allowed(&ends, now, mandate_evidence_days(state)) {
+        return Err(AppError::Conflict(
+            "Ce usager a un mandat en cours ou dont la preuve doit encore être conservée.".into(),
+        ));
+    }
+    if !tx.erase_usager(id, now).await? {
+        return Err(AppError::NotFound);
+    }
+    tx.delete_idempotency_of_usager(id).await?;
+    let event = NewEvent::new(
+        now,
+        ctx.actor.clone(),
+        Details::UsagerErased {
+            mandates: mandates.len() as i64,
+        },
+    )
+    .usager(id)
+    .request_id(ctx.request_id.clone());
+    audit::append(tx.as_mut(), &event).await?;
+    tx.commit().await?;
+    state.sequencer.notify();
+    Ok(())
 }

@@ -88,6 +88,7 @@ pub struct IdempotencyRow {
     pub wrapped_key: Vec<u8>,
     /// The first answer's body, sealed (it may hold personal data or a printed code).
     pub body: Vec<u8>,
+    pub usager_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -126,6 +127,9 @@ pub trait UsagerRepo {
     ) -> Result<(), StoreError>;
     /// Usagers linked to `organisation` having a `name` entry among `name_macs` (when
     /// given) and the `birthdate` entry `birthdate_mac` (when given).
+    /// Crypto-shreds a usager: data key and ciphertexts gone, blind index removed.
+    /// `false` when already erased.
+    async fn erase_usager(&mut self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError>;
     async fn search_usagers(
         &mut self,
         organisation: Uuid,
@@ -188,6 +192,8 @@ pub trait MandateRepo {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<MandateRow>, StoreError>;
+    /// Every mandate of a usager, in any organisation.
+    async fn mandates_of_usager(&mut self, usager: Uuid) -> Result<Vec<MandateRow>, StoreError>;
     /// Counts one more resend, at most `max`; `false` when the limit is reached.
     async fn count_resend(&mut self, id: Uuid, max: i64) -> Result<bool, StoreError>;
 }
@@ -226,4 +232,7 @@ pub trait IdempotencyRepo {
         key: &str,
     ) -> Result<Option<IdempotencyRow>, StoreError>;
     async fn insert_idempotency(&mut self, row: &IdempotencyRow) -> Result<(), StoreError>;
+    /// Forgets answers older than `before`; returns how many.
+    async fn prune_idempotency(&mut self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn delete_idempotency_of_usager(&mut self, usager: Uuid) -> Result<u64, StoreError>;
 }

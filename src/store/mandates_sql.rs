@@ -100,6 +100,29 @@ macro_rules! impl_mandate_repos {
                 Ok(())
             }
 
+            async fn erase_usager(
+                &mut self,
+                id: uuid::Uuid,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let empty: Vec<u8> = Vec::new();
+                let r = sqlx::query(
+                    "UPDATE usager SET wrapped_key = NULL, given_name = $3, family_name = $3, birthdate = $3, \
+                     birthplace = NULL, phone = NULL, email = NULL, erased_at = $2 \
+                     WHERE id = $1 AND erased_at IS NULL",
+                )
+                .bind(id)
+                .bind(at)
+                .bind(&empty)
+                .execute(&mut *self.0)
+                .await?;
+                sqlx::query("DELETE FROM usager_index WHERE usager_id = $1")
+                    .bind(id)
+                    .execute(&mut *self.0)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn search_usagers(
                 &mut self,
                 organisation: uuid::Uuid,
@@ -352,6 +375,20 @@ macro_rules! impl_mandate_repos {
                 .await?)
             }
 
+            async fn mandates_of_usager(
+                &mut self,
+                usager: uuid::Uuid,
+            ) -> Result<Vec<$crate::store::MandateRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::store::mandates_sql::mandate_columns!(),
+                    " FROM mandate WHERE usager_id = $1 ORDER BY id"
+                ))
+                .bind(usager)
+                .fetch_all(&mut *self.0)
+                .await?)
+            }
+
             async fn count_resend(
                 &mut self,
                 id: uuid::Uuid,
@@ -477,7 +514,7 @@ macro_rules! impl_mandate_repos {
                 key: &str,
             ) -> Result<Option<$crate::store::IdempotencyRow>, $crate::store::StoreError> {
                 Ok(sqlx::query_as(
-                    "SELECT scope, key, request_mac, status, key_version, wrapped_key, body, created_at \
+                    "SELECT scope, key, request_mac, status, key_version, wrapped_key, body, usager_id, created_at \
                      FROM idempotency_key WHERE scope = $1 AND key = $2",
                 )
                 .bind(scope)
@@ -491,8 +528,8 @@ macro_rules! impl_mandate_repos {
                 r: &$crate::store::IdempotencyRow,
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query(
-                    "INSERT INTO idempotency_key (scope, key, request_mac, status, key_version, wrapped_key, body, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO idempotency_key (scope, key, request_mac, status, key_version, wrapped_key, body, usager_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&r.scope)
                 .bind(&r.key)
@@ -501,10 +538,33 @@ macro_rules! impl_mandate_repos {
                 .bind(r.key_version)
                 .bind(&r.wrapped_key)
                 .bind(&r.body)
+                .bind(r.usager_id)
                 .bind(r.created_at)
                 .execute(&mut *self.0)
                 .await?;
                 Ok(())
+            }
+
+            async fn prune_idempotency(
+                &mut self,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64, $crate::store::StoreError> {
+                Ok(sqlx::query("DELETE FROM idempotency_key WHERE created_at < $1")
+                    .bind(before)
+                    .execute(&mut *self.0)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn delete_idempotency_of_usager(
+                &mut self,
+                usager: uuid::Uuid,
+            ) -> Result<u64, $crate::store::StoreError> {
+                Ok(sqlx::query("DELETE FROM idempotency_key WHERE usager_id = $1")
+                    .bind(usager)
+                    .execute(&mut *self.0)
+                    .await?
+                    .rows_affected())
             }
         }
     };

@@ -397,3 +397,89 @@ async fn pg_text_dump(app: &TestApp) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn dpo_erasure_crypto_shreds_and_respects_retention() {
+    let app = TestApp::spawn().await;
+    let mut d = desk(&app, None).await;
+    let dpo = app.platform("dpo@exemple.fr", "dpo").await;
+    let mut dpo_client = app.login(&dpo).await;
+    // A usager registered with an idempotency key, never given a mandate.
+    let res = d
+        .client
+        .post(app.url("/api/v1/usagers"))
+        .header("Idempotency-Key", "reg-1")
+        .json(&usager_body(Some(PHONE)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let lone: String = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.count("idempotency_key").await, 1);
+    let del =
+        |c: &reqwest::Client, id: &str| c.delete(app.url(&format!("/api/v1/usagers/{id}"))).send();
+    assert_eq!(
+        del(&d.client, &lone).await.unwrap().status(),
+        403,
+        "aidants do not erase"
+    );
+    assert_eq!(del(&dpo_client, &lone).await.unwrap().status(), 204);
+    assert_eq!(d.get(&app, &format!("/api/v1/usagers/{lone}")).await.0, 404);
+    assert_eq!(
+        d.get(&app, &format!("/api/v1/usagers?q={FAMILY}")).await.1["items"],
+        serde_json::json!([])
+    );
+    assert_eq!(app.count("idempotency_key").await, 0);
+    assert_eq!(
+        app.count("usager WHERE wrapped_key IS NULL AND erased_at IS NOT NULL")
+            .await,
+        1
+    );
+    assert_eq!(del(&dpo_client, &lone).await.unwrap().status(), 404);
+
+    // With a mandate: refused while active, and while its evidence is retained.
+    let u = d.new_usager(&app, None).await;
+    let m = d.active(&app, u, &["social"]).await;
+    assert_eq!(
+        del(&dpo_client, &u.to_string()).await.unwrap().status(),
+        409
+    );
+    let (s, _) = d
+        .post(
+            &app,
+            &format!("/api/v1/mandates/{}/revoke", m["id"].as_str().unwrap()),
+            serde_json::json!({"reason": "usager_request"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        del(&dpo_client, &u.to_string()).await.unwrap().status(),
+        409
+    );
+    app.clock.advance(chrono::Duration::days(2193));
+    dpo_client = app.login(&dpo).await;
+    assert_eq!(
+        del(&dpo_client, &u.to_string()).await.unwrap().status(),
+        204
+    );
+    d.relogin(&app).await;
+    // The mandate remains (evidence: ids, status, hash), its terms are now unreadable.
+    let (s, still) = d
+        .get(
+            &app,
+            &format!("/api/v1/mandates/{}", m["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(still["status"], "revoked");
+    let events = app.audit_events().await;
+    let erased: Vec<_> = events
+        .iter()
+        .filter(|e| e["action"] == "usager.erased")
+        .collect();
+    assert_eq!(erased.len(), 2);
+    assert_eq!(erased[1]["details"], serde_json::json!({"mandates": 1}));
+}

@@ -20,7 +20,7 @@ use crate::service::usagers::{self, Caller, Usager};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/usagers", post(create).get(search))
-        .route("/api/v1/usagers/{id}", get(read))
+        .route("/api/v1/usagers/{id}", get(read).delete(erase))
 }
 
 /// The caller acting for their current organisation, authorised for `action` on it.
@@ -186,4 +186,31 @@ pub async fn read(
         request_id: rid,
     };
     Ok(Json(usagers::get(&state, &caller, id).await?))
+}
+
+/// Erase a usager (DPO): `204`, or `409` while a mandate is active or retention applies.
+#[utoipa::path(delete, path = "/api/v1/usagers/{id}", tag = "usagers", params(("id" = Uuid, Path)), responses(
+    (status = 204),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+pub async fn erase(
+    State(state): State<AppState>,
+    session: Session,
+    RequestId(rid): RequestId,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    let linked = usagers::links(&state, id).await?;
+    state.authz.authorize(
+        &session.principal(),
+        Action::UsagerErase,
+        &Resource::Usager { id, linked },
+        &Facts::none(),
+    )?;
+    let ctx = crate::service::Ctx {
+        actor: crate::audit::Actor::aidant(session.aidant_id),
+        request_id: rid,
+    };
+    usagers::erase(&state, &ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
