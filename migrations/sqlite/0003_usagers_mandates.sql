@@ -55,7 +55,9 @@ CREATE TABLE mandate (
     renews BLOB REFERENCES mandate (id),
     resends INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX mandate_org_usager ON mandate (organisation_id, usager_id);
+CREATE INDEX mandate_org_id ON mandate (organisation_id, id);
+CREATE INDEX mandate_org_usager ON mandate (organisation_id, usager_id, id);
+CREATE INDEX mandate_usager ON mandate (usager_id);
 CREATE INDEX mandate_status_expiry ON mandate (status, expires_at);
 
 CREATE TABLE mandate_demarche (

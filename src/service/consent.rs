@@ -365,7 +365,7 @@ pub async fn consent_at_desk(
         },
     )
     .await?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_read().await?;
     render(state, tx.as_mut(), &row, None).await
 }
 

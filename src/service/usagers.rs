@@ -177,7 +177,7 @@ pub async fn get(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Usage
 
 /// The organisations linked to a usager (for authorization); `404` when unknown or erased.
 pub async fn links(state: &AppState, id: Uuid) -> ApiResult<Vec<Uuid>> {
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_read().await?;
     let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
     if row.erased_at.is_some() {
         return Err(AppError::NotFound);

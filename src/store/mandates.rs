@@ -152,6 +152,11 @@ pub trait MandateRepo {
         &mut self,
         mandate: Uuid,
     ) -> Result<Vec<MandateDemarcheRow>, StoreError>;
+    /// The démarches of several mandates (one query).
+    async fn demarches_of_mandates(
+        &mut self,
+        ids: &[Uuid],
+    ) -> Result<Vec<MandateDemarcheRow>, StoreError>;
     async fn list_mandates(&mut self, f: &MandateFilter) -> Result<Vec<MandateRow>, StoreError>;
     /// `pending_consent` → `active`; `false` when the mandate was no longer pending.
     async fn activate_mandate(
@@ -207,6 +212,11 @@ pub trait ChallengeRepo {
         &mut self,
         mandate: Uuid,
     ) -> Result<Option<ChallengeRow>, StoreError>;
+    /// Every challenge of several mandates, newest first within each mandate (one query).
+    async fn challenges_of_mandates(
+        &mut self,
+        ids: &[Uuid],
+    ) -> Result<Vec<ChallengeRow>, StoreError>;
     /// One more wrong code on an open challenge; the new count, or `None` if not open.
     async fn count_wrong_code(&mut self, id: Uuid) -> Result<Option<i64>, StoreError>;
     /// Closes an open challenge (and destroys its sealed code); `false` if it was not open.

@@ -233,6 +233,24 @@ macro_rules! impl_mandate_repos {
                 .await?)
             }
 
+            async fn demarches_of_mandates(
+                &mut self,
+                ids: &[uuid::Uuid],
+            ) -> Result<Vec<$crate::store::MandateDemarcheRow>, $crate::store::StoreError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT mandate_id, demarche, revoked_at, revoked_reason FROM mandate_demarche WHERE mandate_id IN (",
+                );
+                let mut sep = q.separated(", ");
+                for id in ids {
+                    sep.push_bind(*id);
+                }
+                q.push(") ORDER BY mandate_id, demarche");
+                Ok(q.build_query_as().fetch_all(&mut *self.0).await?)
+            }
+
             async fn list_mandates(
                 &mut self,
                 f: &$crate::store::MandateFilter,
@@ -457,6 +475,26 @@ macro_rules! impl_mandate_repos {
                 .bind(mandate)
                 .fetch_optional(&mut *self.0)
                 .await?)
+            }
+
+            async fn challenges_of_mandates(
+                &mut self,
+                ids: &[uuid::Uuid],
+            ) -> Result<Vec<$crate::store::ChallengeRow>, $crate::store::StoreError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut q = sqlx::QueryBuilder::new(concat!(
+                    "SELECT ",
+                    $crate::store::mandates_sql::challenge_columns!(),
+                    " FROM consent_challenge WHERE mandate_id IN ("
+                ));
+                let mut sep = q.separated(", ");
+                for id in ids {
+                    sep.push_bind(*id);
+                }
+                q.push(") ORDER BY mandate_id, created_at DESC, id DESC");
+                Ok(q.build_query_as().fetch_all(&mut *self.0).await?)
             }
 
             async fn count_wrong_code(
