@@ -14,6 +14,7 @@ mod postgres;
 mod rows;
 mod shared;
 mod sqlite;
+pub(crate) mod usagers_sql;
 
 use std::sync::Arc;
 
