@@ -512,6 +512,14 @@ mod tests {
         }
 
         #[test]
+        fn phone_parse_never_panics(s in "\\PC{0,40}", t in "\\+[0-9]{1,18}") {
+            let _ = Phone::parse(&s);
+            if let Ok(p) = Phone::parse(&t) {
+                prop_assert!(p.masked().starts_with('+'));
+            }
+        }
+
+        #[test]
         fn french_mobiles_are_accepted(n in 0u32..10_000_000, second in prop::sample::select(vec!['1', '2', '4', '5', '6'])) {
             let raw = format!("06{second}{n:07}");
             let p = Phone::parse(&raw);
