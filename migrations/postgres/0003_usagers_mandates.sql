@@ -77,6 +77,8 @@ CREATE TABLE consent_challenge (
     code_key_version BIGINT NOT NULL,
     code_sealed BYTEA,
     sent_to TEXT,
+    -- SMS: HMAC(index key, "phone" ‖ E.164) to match replies without storing the number.
+    phone_mac BYTEA,
     status TEXT NOT NULL CHECK (status IN ('open', 'accepted', 'refused', 'expired', 'locked', 'void')),
     attempts BIGINT NOT NULL DEFAULT 0,
     created_at TIMESTAMPTZ NOT NULL,
@@ -85,6 +87,13 @@ CREATE TABLE consent_challenge (
 );
 CREATE INDEX consent_challenge_mandate ON consent_challenge (mandate_id, created_at);
 CREATE INDEX consent_challenge_open ON consent_challenge (status, expires_at);
+CREATE INDEX consent_challenge_phone ON consent_challenge (phone_mac, status);
+
+-- Signatures of inbound SMS webhook calls already processed (replay cache).
+CREATE TABLE sms_inbound_seen (
+    signature BYTEA PRIMARY KEY,
+    seen_at TIMESTAMPTZ NOT NULL
+);
 
 CREATE TABLE idempotency_key (
     scope TEXT NOT NULL,

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::organisations::router())
         .merge(routes::usagers::router())
         .merge(routes::mandates::router())
+        .merge(routes::sms::router())
         .merge(openapi::router())
         .fallback(|| async { AppError::NotFound })
         .with_state(state);

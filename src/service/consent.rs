@@ -72,6 +72,15 @@ fn code_mac(
     Ok(key.hmac(&[challenge.as_bytes(), code.expose().as_bytes()]))
 }
 
+/// The keyed hash matching SMS replies to challenges (the number itself is not stored).
+pub fn phone_mac(state: &AppState, phone: &Phone) -> ApiResult<Vec<u8>> {
+    let key = state
+        .keyring
+        .key(Purpose::Index, super::usagers::INDEX_KEY_VERSION)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("index key: {e}")))?;
+    Ok(key.hmac(&[b"phone", phone.as_str().as_bytes()]).to_vec())
+}
+
 /// Creates the mandate's consent challenge and delivers the code: returned for printing,
 /// or sent by SMS (recap, then code). Returns the printed code's display form.
 #[expect(
@@ -126,6 +135,7 @@ pub async fn issue_challenge(
         code_key_version: i64::from(CODE_KEY_VERSION),
         code_sealed: sealed,
         sent_to: phone.as_ref().map(Phone::masked),
+        phone_mac: phone.as_ref().map(|p| phone_mac(state, p)).transpose()?,
         status: ChallengeStatus::Open.as_str().to_owned(),
         attempts: 0,
         created_at: now,
@@ -183,6 +193,14 @@ pub async fn issue_challenge(
     }
 }
 
+/// One code entry: what was typed (`None` only for a refusal by SMS reply, authenticated by
+/// the phone number), the decision, and where it came from (`desk`, `public`, `sms`).
+pub(super) struct Entry<'a> {
+    pub typed: Option<&'a str>,
+    pub decision: Decision,
+    pub via: &'static str,
+}
+
 /// The usager's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -192,16 +210,20 @@ pub enum Decision {
 
 /// Checks a code and applies the decision, committing what must be kept even when the
 /// answer is an error (attempt counts, locks, expiry).
-async fn answer(
+pub(super) async fn answer(
     state: &AppState,
     mut tx: Box<dyn Tx>,
     ch: ChallengeRow,
     m: MandateRow,
-    typed: &str,
-    decision: Decision,
+    entry: Entry<'_>,
     who: Ctx,
 ) -> ApiResult<MandateRow> {
     let Ctx { actor, request_id } = who;
+    let Entry {
+        typed,
+        decision,
+        via,
+    } = entry;
     let now = state.clock.now();
     let channel = ConsentChannel::parse(&ch.channel)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("corrupt channel")))?;
@@ -212,12 +234,14 @@ async fn answer(
             "Les conditions du mandat ont changé.".into(),
         ));
     }
-    let matches = match ConsentCode::normalise(channel, typed) {
-        Some(code) => {
+    let matches = match typed.map(|t| ConsentCode::normalise(channel, t)) {
+        // No code: the reply came from the number the code was sent to (refusal by SMS).
+        None => true,
+        Some(Some(code)) => {
             let version = u32::try_from(ch.code_key_version).unwrap_or(0);
             ct_eq(&code_mac(state, version, ch.id, &code)?, &ch.code_mac)
         }
-        None => false,
+        Some(None) => false,
     };
     let event = |d: Details| {
         NewEvent::new(now, actor.clone(), d)
@@ -227,10 +251,6 @@ async fn answer(
             .request_id(request_id.clone())
     };
     let conflict = || AppError::Conflict("Ce consentement a déjà été traité.".into());
-    let via = match actor.kind {
-        crate::audit::ActorKind::Usager => "public",
-        _ => "desk",
-    };
     match judge(status, ch.expires_at, ch.attempts, now, matches) {
         Verdict::Accepted => {
             let (to, ok) = match decision {
@@ -357,8 +377,11 @@ pub async fn consent_at_desk(
         tx,
         ch,
         m,
-        code,
-        Decision::Accept,
+        Entry {
+            typed: Some(code),
+            decision: Decision::Accept,
+            via: "desk",
+        },
         Ctx {
             actor: caller.actor(),
             request_id: caller.request_id.clone(),
@@ -394,7 +417,12 @@ pub async fn consent_public(
         ));
     }
     let actor = Actor::usager(m.usager_id);
-    answer(state, tx, ch, m, code, decision, Ctx { actor, request_id }).await?;
+    let entry = Entry {
+        typed: Some(code),
+        decision,
+        via: "public",
+    };
+    answer(state, tx, ch, m, entry, Ctx { actor, request_id }).await?;
     Ok(match decision {
         Decision::Accept => "accepted",
         Decision::Refuse => "refused",

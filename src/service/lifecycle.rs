@@ -102,6 +102,8 @@ pub async fn expire_due(state: &AppState) -> ApiResult<u64> {
         }
     }
     tx.prune_idempotency(now - super::idempotency::KEEP).await?;
+    tx.forget_inbound_before(now - chrono::Duration::minutes(10))
+        .await?;
     tx.commit().await?;
     if n > 0 {
         state.sequencer.notify();

@@ -10,6 +10,7 @@ pub mod mandates;
 pub mod members;
 pub mod organisations;
 mod pii;
+pub mod sms_replies;
 pub mod usagers;
 pub mod users;
 

@@ -1,6 +1,7 @@
 //! Outgoing SMS: a [`SmsSender`] trait and the outbox implementation (JSON lines appended
 //! to a file, what tests and local runs read). The consent messages are written here.
 
+pub mod inbound;
 mod outbox;
 
 use async_trait::async_trait;

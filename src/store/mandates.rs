@@ -71,6 +71,8 @@ pub struct ChallengeRow {
     /// Printed codes only, while open: sealed under the usager's data key.
     pub code_sealed: Option<Vec<u8>>,
     pub sent_to: Option<String>,
+    /// SMS: keyed hash of the number the code went to (matches replies).
+    pub phone_mac: Option<Vec<u8>>,
     pub status: String,
     pub attempts: i64,
     pub created_at: DateTime<Utc>,
@@ -217,6 +219,18 @@ pub trait ChallengeRepo {
         &mut self,
         ids: &[Uuid],
     ) -> Result<Vec<ChallengeRow>, StoreError>;
+    /// The newest open SMS challenge sent to the number with this keyed hash.
+    async fn open_challenge_for_phone(
+        &mut self,
+        phone_mac: &[u8],
+    ) -> Result<Option<ChallengeRow>, StoreError>;
+    /// Records an inbound webhook signature; `false` when it was already seen (replay).
+    async fn remember_inbound(
+        &mut self,
+        signature: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    async fn forget_inbound_before(&mut self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// One more wrong code on an open challenge; the new count, or `None` if not open.
     async fn count_wrong_code(&mut self, id: Uuid) -> Result<Option<i64>, StoreError>;
     /// Closes an open challenge (and destroys its sealed code); `false` if it was not open.

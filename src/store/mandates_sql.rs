@@ -279,8 +279,8 @@ macro_rules! impl_mandate_repos {
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query(
                     "INSERT INTO consent_challenge (id, mandate_id, channel, terms_hash, code_mac, code_key_version, \
-                     code_sealed, sent_to, status, attempts, created_at, expires_at, closed_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                     code_sealed, sent_to, status, attempts, created_at, expires_at, closed_at, phone_mac) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 )
                 .bind(r.id)
                 .bind(r.mandate_id)
@@ -295,6 +295,7 @@ macro_rules! impl_mandate_repos {
                 .bind(r.created_at)
                 .bind(r.expires_at)
                 .bind(r.closed_at)
+                .bind(&r.phone_mac)
                 .execute(&mut *self.0)
                 .await?;
                 Ok(())
@@ -342,6 +343,48 @@ macro_rules! impl_mandate_repos {
                 }
                 q.push(") ORDER BY mandate_id, created_at DESC, id DESC");
                 Ok(q.build_query_as().fetch_all(&mut *self.0).await?)
+            }
+
+            async fn open_challenge_for_phone(
+                &mut self,
+                phone_mac: &[u8],
+            ) -> Result<Option<$crate::store::ChallengeRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::store::mandates_sql::challenge_columns!(),
+                    " FROM consent_challenge WHERE phone_mac = $1 AND status = 'open' AND channel = 'sms' \
+                     ORDER BY created_at DESC, id DESC LIMIT 1"
+                ))
+                .bind(phone_mac)
+                .fetch_optional(&mut *self.0)
+                .await?)
+            }
+
+            async fn remember_inbound(
+                &mut self,
+                signature: &[u8],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let r = sqlx::query(
+                    "INSERT INTO sms_inbound_seen (signature, seen_at) VALUES ($1, $2) \
+                     ON CONFLICT (signature) DO NOTHING",
+                )
+                .bind(signature)
+                .bind(at)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn forget_inbound_before(
+                &mut self,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64, $crate::store::StoreError> {
+                Ok(sqlx::query("DELETE FROM sms_inbound_seen WHERE seen_at < $1")
+                    .bind(before)
+                    .execute(&mut *self.0)
+                    .await?
+                    .rows_affected())
             }
 
             async fn count_wrong_code(
@@ -405,7 +448,7 @@ macro_rules! mandate_columns {
 macro_rules! challenge_columns {
     () => {
         "id, mandate_id, channel, terms_hash, code_mac, code_key_version, code_sealed, sent_to, status, attempts, \
-         created_at, expires_at, closed_at"
+         created_at, expires_at, closed_at, phone_mac"
     };
 }
 

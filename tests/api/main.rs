@@ -11,4 +11,5 @@ mod mandates;
 mod mandates_lifecycle;
 mod mandates_rules;
 mod mandates_support;
+mod sms_inbound;
 mod usagers;

@@ -6,4 +6,5 @@ pub mod mandates;
 pub mod members;
 pub mod organisations;
 pub mod session;
+pub mod sms;
 pub mod usagers;
