@@ -47,6 +47,7 @@ use crate::app::AppState;
         crate::http::routes::mandates::revoke,
         crate::http::routes::mandates::renew,
         crate::http::routes::mandates::public_consent,
+        crate::http::routes::mandates::verify_attestation,
         crate::http::routes::sms::inbound,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError))

@@ -13,7 +13,6 @@ use super::pii::{open_usager, seal_field, usager_key};
 use super::usagers::{Caller, visible_row};
 use crate::app::AppState;
 use crate::audit::{self, Details, NewEvent};
-use crate::crypto::Purpose;
 use crate::domain::FieldError;
 use crate::domain::demarche::DemarcheId;
 use crate::domain::mandate::{
@@ -69,16 +68,6 @@ fn internal(what: &str) -> AppError {
 
 fn fmt_opt(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(crate::http::format_time)
-}
-
-/// The signed reference printed on the attestation (`{id}.{mac}`).
-pub fn verification_ref(state: &AppState, id: Uuid) -> ApiResult<String> {
-    let key = state
-        .keyring
-        .key(Purpose::Token, 1)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("token key: {e}")))?;
-    let mac = key.hmac(&[b"verification", id.as_bytes()]);
-    Ok(format!("{}.{}", id.simple(), hex::encode(&mac[..16])))
 }
 
 /// Renders a mandate as seen at `now`; `code` is the printed code of a creation answer.
@@ -156,7 +145,7 @@ fn assemble(
         verification_url: format!(
             "{}/verifier/{}",
             state.config.public_url.trim_end_matches('/'),
-            verification_ref(state, row.id)?
+            super::verification::verification_ref(state, row.id)?
         ),
         consent,
     })

@@ -13,6 +13,7 @@ mod pii;
 pub mod sms_replies;
 pub mod usagers;
 pub mod users;
+pub mod verification;
 
 use crate::audit::Actor;
 

@@ -13,3 +13,4 @@ mod mandates_rules;
 mod mandates_support;
 mod sms_inbound;
 mod usagers;
+mod verification;

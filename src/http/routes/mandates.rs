@@ -21,6 +21,7 @@ use crate::http::ratelimit::Limit;
 use crate::service::consent::{self, Decision};
 use crate::service::mandates::{self, ListQuery, Mandate, NewMandate, validation};
 use crate::service::usagers::Caller;
+use crate::service::verification::{self, Verification};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,6 +32,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/mandates/{id}/revoke", post(revoke))
         .route("/api/v1/mandates/{id}/renew", post(renew))
         .route("/api/v1/public/consent", post(public_consent))
+        .route(
+            "/api/v1/public/attestations/{reference}",
+            get(verify_attestation),
+        )
 }
 
 /// `?limit=` (1–500, default 50).
@@ -362,4 +367,19 @@ pub async fn public_consent(
             Err(e)
         }
     }
+}
+
+/// What anyone holding an attestation may check (no personal data); `404` for a forged or
+/// unknown reference.
+#[utoipa::path(get, path = "/api/v1/public/attestations/{reference}", tag = "public", params(("reference" = String, Path)), responses(
+    (status = 200, body = Verification),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+pub async fn verify_attestation(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(reference): Path<String>,
+) -> ApiResult<Json<Verification>> {
+    state.limits.check(Limit::Public, ip)?;
+    Ok(Json(verification::verify(&state, &reference).await?))
 }
