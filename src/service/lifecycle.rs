@@ -120,6 +120,21 @@ pub async fn audit_expired(tx: &mut dyn Tx, m: &MandateRow, now: DateTime<Utc>) 
     Ok(())
 }
 
+/// Product rule 1, the data part: the active mandate of `organisation` covering `usager` for
+/// `demarche` at `now` (not expired, démarche not revoked), inside the caller's transaction.
+/// OIDC and the vault call this before acting for a usager; `None` → `403 mandate_not_active`.
+pub async fn covering(
+    tx: &mut dyn Tx,
+    organisation: Uuid,
+    usager: Uuid,
+    demarche: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<MandateRow>> {
+    Ok(tx
+        .covering_mandate(organisation, usager, demarche, now)
+        .await?)
+}
+
 /// How often the expiry job runs inside `serve`.
 pub const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 

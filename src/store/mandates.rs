@@ -199,6 +199,15 @@ pub trait MandateRepo {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<MandateRow>, StoreError>;
+    /// The active mandate of this organisation covering the usager for the démarche at `now`
+    /// (the latest-expiring when several), if any.
+    async fn covering_mandate(
+        &mut self,
+        organisation: Uuid,
+        usager: Uuid,
+        demarche: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MandateRow>, StoreError>;
     /// Every mandate of a usager, in any organisation.
     async fn mandates_of_usager(&mut self, usager: Uuid) -> Result<Vec<MandateRow>, StoreError>;
     /// Counts one more resend, at most `max`; `false` when the limit is reached.

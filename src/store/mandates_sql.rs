@@ -240,6 +240,30 @@ macro_rules! impl_mandate_repos {
                 .await?)
             }
 
+            async fn covering_mandate(
+                &mut self,
+                organisation: uuid::Uuid,
+                usager: uuid::Uuid,
+                demarche: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Option<$crate::store::MandateRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT m.id, m.organisation_id, m.usager_id, m.created_by, m.duration, m.consent_channel, \
+                     m.status, m.terms_hash, m.terms, m.terms_key_version, m.created_at, m.activated_at, \
+                     m.expires_at, m.revoked_at, m.revoked_reason, m.ended_at, m.renews, m.resends \
+                     FROM mandate m JOIN mandate_demarche d ON d.mandate_id = m.id \
+                     WHERE m.organisation_id = $1 AND m.usager_id = $2 AND d.demarche = $3 \
+                     AND d.revoked_at IS NULL AND m.status = 'active' AND m.expires_at > $4 \
+                     ORDER BY m.expires_at DESC LIMIT 1",
+                )
+                .bind(organisation)
+                .bind(usager)
+                .bind(demarche)
+                .bind(now)
+                .fetch_optional(&mut *self.0)
+                .await?)
+            }
+
             async fn mandates_of_usager(
                 &mut self,
                 usager: uuid::Uuid,

@@ -448,3 +448,59 @@ async fn sms_resend_voids_the_old_code_and_is_limited() {
         "accepted"
     );
 }
+
+#[tokio::test]
+async fn covering_mandate_follows_activation_revocation_and_expiry() {
+    use mandat::service::lifecycle::covering;
+    let app = TestApp::spawn().await;
+    let c = caller(&app, None).await;
+    let other = caller(&app, None).await;
+    let u = usager(&app, &c, None).await;
+    let check = |org: Uuid, d: &'static str| {
+        let state = app.state.clone();
+        async move {
+            let mut tx = state.store.begin_read().await.unwrap();
+            covering(tx.as_mut(), org, u, d, state.clock.now())
+                .await
+                .unwrap()
+                .map(|m| m.id)
+        }
+    };
+    let p = print_mandate(&app, &c, u, &["social", "travail"]).await;
+    assert_eq!(check(c.organisation_id, "social").await, None, "pending");
+    consent::consent_at_desk(&app.state, &c, p.id, &p.consent.unwrap().code.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(check(c.organisation_id, "social").await, Some(p.id));
+    assert_eq!(
+        check(c.organisation_id, "papiers").await,
+        None,
+        "not covered"
+    );
+    assert_eq!(
+        check(other.organisation_id, "social").await,
+        None,
+        "another organisation"
+    );
+    mandates::revoke(
+        &app.state,
+        &c,
+        p.id,
+        Some(vec!["social".into()]),
+        RevocationReason::UsagerRequest,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        check(c.organisation_id, "social").await,
+        None,
+        "revoked at once"
+    );
+    assert_eq!(check(c.organisation_id, "travail").await, Some(p.id));
+    app.clock.advance(Duration::days(31));
+    assert_eq!(
+        check(c.organisation_id, "travail").await,
+        None,
+        "expired, before the job runs"
+    );
+}
