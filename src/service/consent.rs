@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::Ctx;
 use super::lifecycle::{audit_expired, replace_older};
 use super::mandates::{Mandate, own_mandate, render};
-use super::pii::{open_usager, seal_field, usager_key};
+use super::pii::{open_field, open_usager, seal_field, usager_key};
 use super::usagers::Caller;
 use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
@@ -427,6 +427,42 @@ pub async fn consent_public(
         Decision::Accept => "accepted",
         Decision::Refuse => "refused",
     })
+}
+
+/// The printed code of a mandate's open challenge, for re-printing the attestation
+/// (printers jam); `None` once the challenge is closed (the code is destroyed then).
+pub async fn printed_code(
+    state: &AppState,
+    caller: &Caller,
+    mandate: Uuid,
+) -> ApiResult<Option<String>> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin_read().await?;
+    let m = own_mandate(tx.as_mut(), caller.organisation_id, mandate).await?;
+    let Some(ch) = tx.current_challenge(m.id).await? else {
+        return Ok(None);
+    };
+    let (Some(sealed), true) = (
+        ch.code_sealed.as_deref(),
+        ch.status == "open" && now < ch.expires_at,
+    ) else {
+        return Ok(None);
+    };
+    let urow = tx
+        .get_usager(m.usager_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let dek = usager_key(&state.keyring, &urow)?;
+    let version = u32::try_from(m.terms_key_version).unwrap_or(0);
+    let plain = open_field(
+        &dek,
+        "consent_challenge",
+        &ch.id.to_string(),
+        "code",
+        version,
+        sealed,
+    )?;
+    Ok(ConsentCode::normalise(ConsentChannel::Print, &plain).map(|c| c.display()))
 }
 
 /// A new SMS challenge (the previous one is void); at most [`MAX_RESENDS`] per mandate.

@@ -114,7 +114,14 @@ async fn print_flow_activates_with_exact_expiry() {
         m.verification_url
             .starts_with("http://127.0.0.1:8080/verifier/")
     );
-    // The code is returned once: later reads do not show it.
+    // The code is returned once: later reads do not show it; the attestation can re-print it.
+    assert_eq!(
+        consent::printed_code(&app.state, &c, m.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(code.as_str())
+    );
     assert!(
         mandates::get(&app.state, &c, m.id)
             .await
@@ -154,6 +161,10 @@ async fn print_flow_activates_with_exact_expiry() {
         assert_eq!(events.iter().filter(|e| e["action"] == a).count(), 1, "{a}");
     }
     // The printed code was destroyed at consent.
+    assert_eq!(
+        consent::printed_code(&app.state, &c, m.id).await.unwrap(),
+        None
+    );
     assert_eq!(
         app.count("consent_challenge WHERE code_sealed IS NOT NULL")
             .await,
