@@ -5,6 +5,7 @@ pub mod code_failures;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
+pub mod pages;
 pub mod ratelimit;
 pub mod routes;
 
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::usagers::router())
         .merge(routes::mandates::router())
         .merge(routes::sms::router())
+        .merge(pages::router())
         .merge(openapi::router())
         .fallback(|| async { AppError::NotFound })
         .with_state(state);

@@ -728,3 +728,11 @@ pub async fn bind_card(
     state.sequencer.notify();
     Ok(())
 }
+
+/// The purpose of an open invitation (`invite`, `totp_reset`, `first_admin`), or 404.
+pub async fn invitation_purpose(state: &AppState, token: &str) -> ApiResult<Option<String>> {
+    let mut tx = state.store.begin_read().await?;
+    Ok(Some(
+        open_invitation(state, tx.as_mut(), token).await?.purpose,
+    ))
+}

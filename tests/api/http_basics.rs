@@ -124,3 +124,134 @@ async fn openapi_document_is_generated() {
         );
     }
 }
+
+#[tokio::test]
+async fn bad_bodies_get_their_problem_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let admin = app.platform("admin@example.fr", "admin").await;
+    let c = app.login(&admin).await;
+    let before = app.count("organisation").await;
+    let url = app.url("/api/v1/organisations");
+    let post = |body: Vec<u8>, ct: &str| c.post(&url).header("content-type", ct).body(body).send();
+
+    let b = problem(
+        post(b"{\"name\": ".to_vec(), "application/json")
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert!(b.get("errors").is_none());
+    let b = problem(
+        post(
+            br#"{"name":"N","address":"A","colour":"blue"}"#.to_vec(),
+            "application/json",
+        )
+        .await
+        .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(b["errors"][0]["field"], "colour");
+    let b = problem(
+        post(
+            br#"{"name":"Jean Secret","address":42}"#.to_vec(),
+            "application/json",
+        )
+        .await
+        .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(b["errors"][0]["field"], "address");
+    problem(
+        post(b"name=N".to_vec(), "application/x-www-form-urlencoded")
+            .await
+            .unwrap(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    let big = format!(r#"{{"name":"{}","address":"A"}}"#, "x".repeat(70 * 1024));
+    problem(
+        post(big.into_bytes(), "application/json").await.unwrap(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+    let b = problem(
+        post(
+            br#"{"name":"  ","address":"A","siret":"123"}"#.to_vec(),
+            "application/json",
+        )
+        .await
+        .unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let fields: Vec<&str> = b["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["name", "siret"]);
+    assert!(!b.to_string().contains("Jean Secret"));
+    assert_eq!(app.count("organisation").await, before, "nothing written");
+    let actions: Vec<Value> = app
+        .audit_events()
+        .await
+        .into_iter()
+        .map(|e| e["action"].clone())
+        .collect();
+    assert!(!actions.contains(&Value::from("organisation.created")));
+}
+
+#[tokio::test]
+async fn cross_site_writes_are_refused() {
+    let app = TestApp::spawn().await;
+    let admin = app.platform("admin@example.fr", "admin").await;
+    let c = app.login(&admin).await;
+    let body = serde_json::json!({"name": "N", "address": "A"});
+    let res = c
+        .post(app.url("/api/v1/organisations"))
+        .header("sec-fetch-site", "cross-site")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::FORBIDDEN, "forbidden").await;
+    let res = c
+        .post(app.url("/api/v1/organisations"))
+        .header("origin", "https://evil.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::FORBIDDEN, "forbidden").await;
+    // A body-less write must still declare JSON (an HTML form cannot).
+    let res = c
+        .post(app.url("/api/v1/session/step-up"))
+        .send()
+        .await
+        .unwrap();
+    problem(
+        res,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    let res = c
+        .post(app.url("/api/v1/organisations"))
+        .header("origin", app.base.clone())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "same origin accepted");
+    assert_eq!(app.count("organisation").await, 1);
+}
