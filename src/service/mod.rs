@@ -2,6 +2,7 @@
 //! and its audit events, and commits — or changes nothing.
 
 pub mod accounts;
+pub mod cards;
 pub mod consent;
 pub mod factors;
 pub mod idempotency;
