@@ -28,6 +28,8 @@ pub struct AppState {
     pub checkpoints: Checkpointer,
     pub hasher: crate::crypto::password::PasswordHasher,
     pub limits: Arc<crate::http::ratelimit::RateLimits>,
+    pub sms: Arc<dyn crate::sms::SmsSender>,
+    pub code_failures: Arc<crate::http::code_failures::CodeFailures>,
 }
 
 /// Why start-up failed; `main` maps each kind to its exit code.
@@ -131,6 +133,8 @@ impl AppState {
             authz: Arc::new(authz),
             hasher: crate::crypto::password::PasswordHasher::new().map_err(StartError::Other)?,
             limits: Arc::new(crate::http::ratelimit::RateLimits::default()),
+            sms: crate::sms::from_config(&config.sms),
+            code_failures: Arc::default(),
             config: Arc::new(config),
             sequencer: Sequencer::new(store.clone()),
             store,
@@ -177,6 +181,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let expiry = tokio::spawn(crate::service::lifecycle::run_expiry(
+            self.state.clone(),
+            stop_rx.clone(),
+        ));
         let jobs = tokio::spawn(self.state.sequencer.clone().run(stop_rx.clone()));
         let checkpoints = tokio::spawn(self.state.checkpoints.clone().run(stop_rx));
         let router = crate::http::router(self.state.clone());
@@ -189,6 +197,7 @@ impl App {
         let _ = stop_tx.send(true);
         let _ = jobs.await;
         let _ = checkpoints.await;
+        let _ = expiry.await;
         self.state.store.close().await;
         Ok(())
     }

@@ -17,5 +17,6 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod service;
+pub mod sms;
 pub mod store;
 pub mod telemetry;

@@ -111,6 +111,8 @@ pub enum Details {
     },
     #[serde(rename = "usager.read")]
     UsagerRead {},
+    #[serde(rename = "usager.erased")]
+    UsagerErased { mandates: i64 },
     #[serde(rename = "usager.searched")]
     UsagerSearched { results: i64 },
     #[serde(rename = "mandate.created")]
@@ -154,6 +156,8 @@ pub enum Details {
     MandateExpired {},
     #[serde(rename = "mandate.renewed")]
     MandateRenewed { new_mandate: String },
+    #[serde(rename = "sms.reply_ignored")]
+    SmsReplyIgnored { matched: bool },
     #[serde(rename = "audit.exported")]
     AuditExported { format: String, events: i64 },
     #[serde(rename = "audit.verified")]

@@ -13,6 +13,8 @@ use uuid::Uuid;
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
+mod mandates_tests;
+#[cfg(test)]
 mod tests;
 
 const SCHEMA: &str = include_str!("../../policies/schema.cedarschema");
@@ -22,6 +24,10 @@ const POLICIES: &[(&str, &str)] = &[
         include_str!("../../policies/accounts.cedar"),
     ),
     ("audit.cedar", include_str!("../../policies/audit.cedar")),
+    (
+        "mandates.cedar",
+        include_str!("../../policies/mandates.cedar"),
+    ),
 ];
 
 /// Seconds used for "never" ages (no step-up yet).
@@ -44,6 +50,17 @@ pub enum Action {
     AuditRead,
     AuditVerify,
     AuditExport,
+    UsagerCreate,
+    UsagerSearch,
+    UsagerRead,
+    UsagerErase,
+    MandateCreate,
+    MandateList,
+    MandateRead,
+    MandateConsent,
+    MandateResend,
+    MandateRevoke,
+    MandateRenew,
 }
 
 impl Action {
@@ -64,6 +81,17 @@ impl Action {
             Self::AuditRead => "audit.read",
             Self::AuditVerify => "audit.verify",
             Self::AuditExport => "audit.export",
+            Self::UsagerCreate => "usager.create",
+            Self::UsagerSearch => "usager.search",
+            Self::UsagerRead => "usager.read",
+            Self::UsagerErase => "usager.erase",
+            Self::MandateCreate => "mandate.create",
+            Self::MandateList => "mandate.list",
+            Self::MandateRead => "mandate.read",
+            Self::MandateConsent => "mandate.consent",
+            Self::MandateResend => "mandate.resend",
+            Self::MandateRevoke => "mandate.revoke",
+            Self::MandateRenew => "mandate.renew",
         }
     }
 }

@@ -2,9 +2,14 @@
 
 pub mod account;
 pub mod audit_query;
+pub mod consent;
 pub mod demarche;
+pub mod mandate;
 pub mod organisation;
+pub mod search;
+pub mod terms;
 pub mod text;
+pub mod usager;
 
 /// A validation failure on one input field; the message is French and safe to show.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]

@@ -1,6 +1,7 @@
 //! The HTTP front door: router, middleware stack, extractors, one routes file per area.
 
 pub mod auth;
+pub mod code_failures;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
@@ -42,6 +43,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::members::router())
         .merge(routes::organisations::router())
         .merge(routes::audit::router())
+        .merge(routes::usagers::router())
+        .merge(routes::mandates::router())
+        .merge(routes::sms::router())
         .merge(pages::router())
         .merge(openapi::router())
         .fallback(|| async { AppError::NotFound })

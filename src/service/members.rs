@@ -9,7 +9,7 @@ use super::factors;
 use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::authz::{Action, Facts, Resource};
-use crate::crypto::totp::{APP_STEP, CARD_STEP, Seed};
+use crate::crypto::totp::{APP_STEP, Seed};
 use crate::crypto::{sha256, tokens};
 use crate::domain::FieldError;
 use crate::domain::account::{Email, OrgRole, check_password};
@@ -83,7 +83,7 @@ pub async fn create_invitation(
 }
 
 /// Loads the organisation and checks the caller may see it (404) and act (403 / step-up).
-async fn authorize_on_org(
+pub(super) async fn authorize_on_org(
     state: &AppState,
     session: &Session,
     org: Uuid,
@@ -107,7 +107,11 @@ async fn authorize_on_org(
 }
 
 /// The target must be a member (active or not) of the organisation, else 404.
-async fn target_member(tx: &mut dyn Tx, org: Uuid, aidant: Uuid) -> ApiResult<AidantRow> {
+pub(super) async fn target_member(
+    tx: &mut dyn Tx,
+    org: Uuid,
+    aidant: Uuid,
+) -> ApiResult<AidantRow> {
     let is_member = tx
         .memberships(aidant)
         .await?
@@ -121,7 +125,7 @@ async fn target_member(tx: &mut dyn Tx, org: Uuid, aidant: Uuid) -> ApiResult<Ai
     Ok(a)
 }
 
-fn event(
+pub(super) fn event(
     state: &AppState,
     session: &Session,
     details: Details,
@@ -606,127 +610,6 @@ pub async fn totp_reset(
     tx.commit().await?;
     state.sequencer.notify();
     Ok(invitation_url(state, &token))
-}
-
-pub struct CardInput {
-    pub serial: String,
-    pub seed: SecretString,
-    pub hex: bool,
-}
-
-fn clean_serial(s: &str) -> Option<String> {
-    let s = s.trim();
-    (!s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        .then(|| s.to_owned())
-}
-
-pub async fn import_cards(
-    state: &AppState,
-    session: &Session,
-    org: Uuid,
-    cards: Vec<CardInput>,
-    request_id: Option<String>,
-) -> ApiResult<i64> {
-    authorize_on_org(state, session, org, Action::TotpCardsImport, &Facts::none()).await?;
-    let mut errors = Vec::new();
-    let mut rows = Vec::new();
-    for (i, c) in cards.iter().enumerate() {
-        let serial = clean_serial(&c.serial);
-        let seed = Seed::parse_card(c.seed.expose_secret(), c.hex);
-        match (serial, seed) {
-            (Some(serial), Some(seed)) => rows.push(factors::new_factor(
-                state,
-                factors::FactorSpec {
-                    aidant: None,
-                    organisation: Some(org),
-                    kind: "card",
-                    serial: Some(serial),
-                    step: CARD_STEP,
-                    status: "unbound",
-                },
-                &seed,
-            )?),
-            (None, _) => errors.push(FieldError::new(
-                &format!("cards[{i}].serial"),
-                "Numéro de série invalide.",
-            )),
-            (_, None) => errors.push(FieldError::new(
-                &format!("cards[{i}].seed"),
-                "Graine invalide (base32 ou hexadécimal).",
-            )),
-        }
-    }
-    if cards.is_empty() {
-        errors.push(FieldError::new("cards", "Indiquez au moins une carte."));
-    }
-    if !errors.is_empty() {
-        return Err(AppError::Validation(errors));
-    }
-    let mut tx = state.store.begin().await?;
-    for r in &rows {
-        tx.insert_totp_factor(r).await?;
-    }
-    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    let ev = NewEvent::new(
-        state.clock.now(),
-        Actor::aidant(session.aidant_id),
-        Details::AidantTotpCardsImported { count },
-    )
-    .organisation(org)
-    .request_id(request_id);
-    audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
-    Ok(count)
-}
-
-/// Binds an imported card to an aidant after checking a current code (±10 minutes).
-pub async fn bind_card(
-    state: &AppState,
-    session: &Session,
-    org: Uuid,
-    aidant: Uuid,
-    serial: &str,
-    code: &str,
-    request_id: Option<String>,
-) -> ApiResult<()> {
-    authorize_on_org(state, session, org, Action::MemberBindCard, &Facts::none()).await?;
-    let mut tx = state.store.begin().await?;
-    target_member(tx.as_mut(), org, aidant).await?;
-    let card = tx
-        .find_card(serial.trim())
-        .await?
-        .filter(|c| c.organisation_id == Some(org) && c.kind == "card")
-        .ok_or(AppError::NotFound)?;
-    if card.status != "unbound" {
-        return Err(AppError::Conflict("Cette carte est déjà attribuée.".into()));
-    }
-    let seed = factors::open_seed(state, &card)?;
-    let unix = u64::try_from(state.clock.now().timestamp()).unwrap_or(0);
-    let Some(step) = seed.verify(code, CARD_STEP, unix, 10, None) else {
-        return Err(AppError::Validation(vec![FieldError::new(
-            "totp",
-            "Code incorrect pour cette carte.",
-        )]));
-    };
-    if tx.bind_card(card.id, aidant, step).await? != 1 {
-        return Err(AppError::Conflict("Cette carte est déjà attribuée.".into()));
-    }
-    audit::append(
-        tx.as_mut(),
-        &event(
-            state,
-            session,
-            Details::AidantTotpCardBound {},
-            org,
-            aidant,
-            request_id,
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    state.sequencer.notify();
-    Ok(())
 }
 
 /// The purpose of an open invitation (`invite`, `totp_reset`, `first_admin`), or 404.

@@ -3,10 +3,19 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod cards;
+pub mod consent;
 pub mod factors;
+pub mod idempotency;
+pub mod lifecycle;
+pub mod mandates;
 pub mod members;
 pub mod organisations;
+mod pii;
+pub mod sms_replies;
+pub mod usagers;
 pub mod users;
+pub mod verification;
 
 use crate::audit::Actor;
 

@@ -10,10 +10,13 @@ mod accounts;
 mod accounts_sql;
 mod audit_trail;
 mod audit_trail_sql;
+mod mandates;
+pub(crate) mod mandates_sql;
 mod postgres;
 mod rows;
 mod shared;
 mod sqlite;
+pub(crate) mod usagers_sql;
 
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use async_trait::async_trait;
 
 pub use accounts::*;
 pub use audit_trail::*;
+pub use mandates::*;
 pub use postgres::PgStore;
 pub use rows::*;
 pub use sqlite::SqliteStore;
@@ -119,7 +123,17 @@ pub trait Store: Send + Sync + 'static {
 
 /// One transaction. The repositories are supertraits so each area keeps its own file.
 #[async_trait]
-pub trait Tx: OrgRepo + AuditRepo + AuditTrailRepo + AccountRepo + Send {
+pub trait Tx:
+    OrgRepo
+    + AuditRepo
+    + AuditTrailRepo
+    + AccountRepo
+    + UsagerRepo
+    + MandateRepo
+    + ChallengeRepo
+    + IdempotencyRepo
+    + Send
+{
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 

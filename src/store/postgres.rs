@@ -11,6 +11,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::accounts_sql::impl_account_repo;
 use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
+use super::mandates_sql::impl_mandate_repos;
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 
@@ -48,6 +49,7 @@ pub struct PgTx(Transaction<'static, Postgres>);
 impl_shared_repos!(PgTx);
 impl_audit_trail_repo!(PgTx);
 impl_account_repo!(PgTx);
+impl_mandate_repos!(PgTx);
 
 #[async_trait]
 impl Tx for PgTx {

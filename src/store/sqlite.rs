@@ -13,6 +13,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::accounts_sql::impl_account_repo;
 use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
+use super::mandates_sql::impl_mandate_repos;
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 
@@ -75,6 +76,7 @@ pub struct SqliteTx(
 impl_shared_repos!(SqliteTx);
 impl_audit_trail_repo!(SqliteTx);
 impl_account_repo!(SqliteTx);
+impl_mandate_repos!(SqliteTx);
 
 #[async_trait]
 impl Tx for SqliteTx {

@@ -14,7 +14,7 @@ use crate::http::auth::{ClientIp, Session};
 use crate::http::extract::{ApiJson, RequestId};
 use crate::http::ratelimit::Limit;
 use crate::service::members::{
-    self, AcceptInput, CardInput, Enrolment, InvitationInfo, InviteInput, Invited, MemberItem,
+    self, AcceptInput, Enrolment, InvitationInfo, InviteInput, Invited, MemberItem,
 };
 
 pub fn router() -> Router<AppState> {
@@ -174,13 +174,13 @@ pub async fn import_cards(
     let cards = b
         .cards
         .into_iter()
-        .map(|c| CardInput {
+        .map(|c| crate::service::cards::CardInput {
             serial: c.serial,
             seed: c.seed,
             hex: c.encoding.as_deref() == Some("hex"),
         })
         .collect();
-    let imported = members::import_cards(&state, &session, org, cards, rid).await?;
+    let imported = crate::service::cards::import_cards(&state, &session, org, cards, rid).await?;
     Ok((StatusCode::CREATED, Json(Imported { imported })))
 }
 
@@ -201,7 +201,8 @@ pub async fn bind_card(
     RequestId(rid): RequestId,
     ApiJson(b): ApiJson<BindBody>,
 ) -> ApiResult<StatusCode> {
-    members::bind_card(&state, &session, org, aidant, &b.serial, &b.totp, rid).await?;
+    crate::service::cards::bind_card(&state, &session, org, aidant, &b.serial, &b.totp, rid)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,6 +3,9 @@
 pub mod audit;
 pub mod catalogue;
 pub mod health;
+pub mod mandates;
 pub mod members;
 pub mod organisations;
 pub mod session;
+pub mod sms;
+pub mod usagers;

@@ -1,0 +1,84 @@
+//! The SMS provider's inbound webhook: the usager answers the consent SMS.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::routing::post;
+use axum::{Json, Router};
+use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::error::{ApiResult, AppError};
+use crate::http::auth::ClientIp;
+use crate::http::extract::{RequestId, parse_json};
+use crate::http::ratelimit::Limit;
+use crate::service::sms_replies;
+use crate::sms::inbound::{SignatureError, parse_reply, verify};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/sms/inbound", post(inbound))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InboundBody {
+    /// The sender, E.164.
+    from: String,
+    /// The text: `OUI <code>` or `NON`.
+    body: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InboundAnswer {
+    /// `accepted`, `refused`, `ignored`, `invalid_code`, `locked`, `expired` or `conflict`.
+    result: &'static str,
+}
+
+/// Inbound SMS (signed by the provider with `X-Mandat-Signature`); `404` when no webhook
+/// secret is configured.
+#[utoipa::path(post, path = "/api/v1/sms/inbound", tag = "public", request_body = InboundBody,
+    params(("X-Mandat-Signature" = String, Header)),
+    responses(
+        (status = 200, body = InboundAnswer),
+        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn inbound(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    RequestId(rid): RequestId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<InboundAnswer>> {
+    let Some(secret) = state.config.sms_webhook_secret.as_ref() else {
+        return Err(AppError::NotFound);
+    };
+    state.limits.check(Limit::Public, ip)?;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return Err(AppError::UnsupportedMediaType);
+    }
+    let signature = headers
+        .get("x-mandat-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AppError::Unauthenticated)?;
+    let now = state.clock.now().timestamp();
+    let sig =
+        verify(secret.expose_secret().as_bytes(), signature, &body, now).map_err(|e| match e {
+            SignatureError::Malformed => AppError::InvalidRequest {
+                detail: "En-tête X-Mandat-Signature mal formé.".into(),
+                errors: vec![],
+            },
+            SignatureError::Stale | SignatureError::Bad => AppError::Unauthenticated,
+        })?;
+    let b: InboundBody = parse_json(&body)?;
+    let result = sms_replies::handle(&state, &sig, &b.from, parse_reply(&b.body), rid).await?;
+    Ok(Json(InboundAnswer { result }))
+}

@@ -1,0 +1,216 @@
+//! Usagers: registration, search, audited reads.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::authz::{Action, Facts, Resource};
+use crate::domain::usager::{NewUsager, UsagerInput};
+use crate::error::{ApiResult, AppError};
+use crate::http::auth::Session;
+use crate::http::extract::{ApiJson, RequestId};
+use crate::service::idempotency::{IdemKey, Replayable};
+use crate::service::usagers::{self, Caller, Usager};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/usagers", post(create).get(search))
+        .route("/api/v1/usagers/{id}", get(read).delete(erase))
+}
+
+/// The caller acting for their current organisation, authorised for `action` on it.
+pub fn caller_for(
+    state: &AppState,
+    session: &Session,
+    explicit: Option<Uuid>,
+    action: Action,
+    request_id: Option<String>,
+) -> ApiResult<Caller> {
+    let org = session.acting_organisation(explicit)?;
+    state.authz.authorize(
+        &session.principal(),
+        action,
+        &Resource::Organisation(org),
+        &Facts::none(),
+    )?;
+    Ok(Caller {
+        aidant_id: session.aidant_id,
+        organisation_id: org,
+        request_id,
+    })
+}
+
+/// The `Idempotency-Key` of a request, scoped to the account and the route.
+pub fn idempotency_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &Session,
+    route: &str,
+    body: &impl Serialize,
+) -> ApiResult<Option<IdemKey>> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v.to_str().map_err(|_| AppError::InvalidRequest {
+        detail: "L'en-tête Idempotency-Key doit compter 1 à 64 caractères imprimables.".into(),
+        errors: vec![],
+    })?;
+    let bytes = serde_json::to_vec(body).map_err(anyhow::Error::from)?;
+    IdemKey::new(
+        &state.keyring,
+        format!("{}:{route}", session.aidant_id),
+        key,
+        &bytes,
+    )
+    .map(Some)
+}
+
+/// `201` with the body, or the first answer replayed.
+pub fn created<T: Serialize>(r: Replayable<T>) -> Response {
+    match r {
+        Replayable::Fresh(t) => (StatusCode::CREATED, Json(t)).into_response(),
+        Replayable::Replay { status, body } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    given_name: String,
+    family_name: String,
+    birthdate: String,
+    birthplace: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    identity_check: String,
+}
+
+/// Register a usager for the current organisation (personal data encrypted at rest).
+#[utoipa::path(post, path = "/api/v1/usagers", tag = "usagers", request_body = CreateBody,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 201, body = Usager),
+        (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    session: Session,
+    RequestId(rid): RequestId,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<CreateBody>,
+) -> ApiResult<Response> {
+    let caller = caller_for(&state, &session, None, Action::UsagerCreate, rid)?;
+    let idem = idempotency_key(&state, &headers, &session, "usagers", &b)?;
+    let input = NewUsager::parse(
+        &UsagerInput {
+            given_name: &b.given_name,
+            family_name: &b.family_name,
+            birthdate: &b.birthdate,
+            birthplace: b.birthplace.as_deref(),
+            phone: b.phone.as_deref(),
+            email: b.email.as_deref(),
+            identity_check: &b.identity_check,
+        },
+        state.clock.now().date_naive(),
+    )
+    .map_err(AppError::Validation)?;
+    Ok(created(
+        usagers::create(&state, &caller, input, idem.as_ref()).await?,
+    ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// A name (family name, or given and family names), a birth date `YYYY-MM-DD`, or both.
+    q: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UsagerList {
+    items: Vec<Usager>,
+    next_cursor: Option<String>,
+}
+
+/// Search the current organisation's usagers (exact normalised tokens; each result is an
+/// audited read).
+#[utoipa::path(get, path = "/api/v1/usagers", tag = "usagers", params(SearchParams), responses((status = 200, body = UsagerList)))]
+pub async fn search(
+    State(state): State<AppState>,
+    session: Session,
+    RequestId(rid): RequestId,
+    Query(p): Query<SearchParams>,
+) -> ApiResult<Json<UsagerList>> {
+    let caller = caller_for(&state, &session, None, Action::UsagerSearch, rid)?;
+    let limit = super::mandates::limit(p.limit)?;
+    let items = usagers::search(&state, &caller, p.q.as_deref().unwrap_or(""), limit).await?;
+    Ok(Json(UsagerList {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// A usager's personal data (organisations linked to them; audited).
+#[utoipa::path(get, path = "/api/v1/usagers/{id}", tag = "usagers", params(("id" = Uuid, Path)), responses((status = 200, body = Usager), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
+pub async fn read(
+    State(state): State<AppState>,
+    session: Session,
+    RequestId(rid): RequestId,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Usager>> {
+    let org = session.acting_organisation(None)?;
+    let linked = usagers::links(&state, id).await?;
+    if !linked.contains(&org) {
+        return Err(AppError::NotFound);
+    }
+    state.authz.authorize(
+        &session.principal(),
+        Action::UsagerRead,
+        &Resource::Usager { id, linked },
+        &Facts::none(),
+    )?;
+    let caller = Caller {
+        aidant_id: session.aidant_id,
+        organisation_id: org,
+        request_id: rid,
+    };
+    Ok(Json(usagers::get(&state, &caller, id).await?))
+}
+
+/// Erase a usager (DPO): `204`, or `409` while a mandate is active or retention applies.
+#[utoipa::path(delete, path = "/api/v1/usagers/{id}", tag = "usagers", params(("id" = Uuid, Path)), responses(
+    (status = 204),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+pub async fn erase(
+    State(state): State<AppState>,
+    session: Session,
+    RequestId(rid): RequestId,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    let linked = usagers::links(&state, id).await?;
+    state.authz.authorize(
+        &session.principal(),
+        Action::UsagerErase,
+        &Resource::Usager { id, linked },
+        &Facts::none(),
+    )?;
+    let ctx = crate::service::Ctx {
+        actor: crate::audit::Actor::aidant(session.aidant_id),
+        request_id: rid,
+    };
+    usagers::erase(&state, &ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

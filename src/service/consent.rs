@@ -1,0 +1,528 @@
+//! Consent challenges: issuing (printed code or two SMS), answering (at the desk or on the
+//! public page), resending. Codes are stored only as `HMAC(code key, challenge_id ‖ code)`;
+//! a printed code is also kept sealed while the challenge is open, for re-printing.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Ctx;
+use super::lifecycle::{audit_expired, replace_older};
+use super::mandates::{Mandate, own_mandate, render};
+use super::pii::{open_field, open_usager, seal_field, usager_key};
+use super::usagers::Caller;
+use crate::app::AppState;
+use crate::audit::{self, Actor, Details, NewEvent};
+use crate::crypto::{DataKey, Purpose, ct_eq};
+use crate::domain::consent::{ChallengeStatus, ConsentCode, MAX_ATTEMPTS, Verdict, judge};
+use crate::domain::mandate::{ConsentChannel, MandateDuration};
+use crate::domain::usager::Phone;
+use crate::error::{ApiResult, AppError};
+use crate::sms::{SmsKind, SmsMessage, code_text, recap_text};
+use crate::store::{ChallengeRow, MandateRow, Tx};
+
+/// Version of the `code` HMAC key for new challenges.
+const CODE_KEY_VERSION: u32 = 1;
+/// Resends allowed per mandate.
+pub const MAX_RESENDS: i64 = 3;
+
+/// The consent part of a mandate.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ConsentView {
+    pub channel: String,
+    pub challenge_id: Uuid,
+    pub status: String,
+    pub expires_at: String,
+    pub attempts_left: i64,
+    pub sent_to: Option<String>,
+    /// The printed code, in the creation answer only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub code: Option<String>,
+}
+
+pub fn view_of(
+    c: &ChallengeRow,
+    now: chrono::DateTime<Utc>,
+    code: Option<String>,
+) -> ApiResult<ConsentView> {
+    let status = ChallengeStatus::parse(&c.status)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("corrupt challenge status")))?
+        .effective(c.expires_at, now);
+    Ok(ConsentView {
+        channel: c.channel.clone(),
+        challenge_id: c.id,
+        status: status.as_str().to_owned(),
+        expires_at: crate::http::format_time(c.expires_at),
+        attempts_left: (MAX_ATTEMPTS - c.attempts).max(0),
+        sent_to: c.sent_to.clone(),
+        code,
+    })
+}
+
+fn code_mac(
+    state: &AppState,
+    version: u32,
+    challenge: Uuid,
+    code: &ConsentCode,
+) -> ApiResult<[u8; 32]> {
+    let key = state
+        .keyring
+        .key(Purpose::Code, version)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("code key: {e}")))?;
+    Ok(key.hmac(&[challenge.as_bytes(), code.expose().as_bytes()]))
+}
+
+/// The keyed hash matching SMS replies to challenges (the number itself is not stored).
+pub fn phone_mac(state: &AppState, phone: &Phone) -> ApiResult<Vec<u8>> {
+    let key = state
+        .keyring
+        .key(Purpose::Index, super::usagers::INDEX_KEY_VERSION)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("index key: {e}")))?;
+    Ok(key.hmac(&[b"phone", phone.as_str().as_bytes()]).to_vec())
+}
+
+/// Creates the mandate's consent challenge and delivers the code: returned for printing,
+/// or sent by SMS (recap, then code). Returns the printed code's display form.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per channel event; a struct would only rename them"
+)]
+pub async fn issue_challenge(
+    state: &AppState,
+    tx: &mut dyn Tx,
+    mandate: &MandateRow,
+    dek: &DataKey,
+    phone: Option<&str>,
+    organisation_name: &str,
+    demarche_titles: &[String],
+    actor: &Actor,
+    request_id: Option<String>,
+    resend: bool,
+) -> ApiResult<Option<String>> {
+    let now = state.clock.now();
+    let channel = ConsentChannel::parse(&mandate.consent_channel)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("corrupt channel")))?;
+    let code =
+        ConsentCode::generate(channel).map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    let id = Uuid::now_v7();
+    let sealed = match channel {
+        ConsentChannel::Print => Some(seal_field(
+            dek,
+            "consent_challenge",
+            &id.to_string(),
+            "code",
+            mandate.terms_key_version as u32,
+            code.expose(),
+        )?),
+        ConsentChannel::Sms => None,
+    };
+    let phone = match (channel, phone) {
+        (ConsentChannel::Sms, Some(p)) => Some(Phone::from_stored(p.to_owned())),
+        (ConsentChannel::Sms, None) => {
+            return Err(super::mandates::validation(
+                "consent_channel",
+                "Le consentement par SMS demande le numéro de téléphone de l'usager.",
+            ));
+        }
+        _ => None,
+    };
+    let row = ChallengeRow {
+        id,
+        mandate_id: mandate.id,
+        channel: channel.as_str().to_owned(),
+        terms_hash: mandate.terms_hash.clone(),
+        code_mac: code_mac(state, CODE_KEY_VERSION, id, &code)?.to_vec(),
+        code_key_version: i64::from(CODE_KEY_VERSION),
+        code_sealed: sealed,
+        sent_to: phone.as_ref().map(Phone::masked),
+        phone_mac: phone.as_ref().map(|p| phone_mac(state, p)).transpose()?,
+        status: ChallengeStatus::Open.as_str().to_owned(),
+        attempts: 0,
+        created_at: now,
+        expires_at: now + channel.challenge_validity(),
+        closed_at: None,
+    };
+    tx.insert_challenge(&row).await?;
+    let event = NewEvent::new(
+        now,
+        actor.clone(),
+        Details::MandateConsentSent {
+            channel: channel.as_str().to_owned(),
+            challenge: id.to_string(),
+            resend,
+        },
+    )
+    .organisation(mandate.organisation_id)
+    .usager(mandate.usager_id)
+    .mandate(mandate.id)
+    .request_id(request_id);
+    audit::append(tx, &event).await?;
+    match phone {
+        None => Ok(Some(code.display())),
+        Some(phone) => {
+            let link = format!(
+                "{}/consentement/{id}",
+                state.config.public_url.trim_end_matches('/')
+            );
+            let duration =
+                MandateDuration::parse(&mandate.duration).map_or("", MandateDuration::label_fr);
+            let titles: Vec<&str> = demarche_titles.iter().map(String::as_str).collect();
+            let sent_at = crate::http::format_time(now);
+            for (kind, body) in [
+                (
+                    SmsKind::Recap,
+                    recap_text(organisation_name, &titles, duration, &link),
+                ),
+                (SmsKind::Code, code_text(&code.display(), &link)),
+            ] {
+                let msg = SmsMessage {
+                    to: phone.as_str().to_owned(),
+                    body,
+                    mandate_id: mandate.id,
+                    challenge_id: id,
+                    kind,
+                    sent_at: sent_at.clone(),
+                };
+                state.sms.send(&msg).await.map_err(|e| {
+                    tracing::warn!(error = %e, mandate.id = %mandate.id, "sms not sent");
+                    AppError::Unavailable
+                })?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// One code entry: what was typed (`None` only for a refusal by SMS reply, authenticated by
+/// the phone number), the decision, and where it came from (`desk`, `public`, `sms`).
+pub(super) struct Entry<'a> {
+    pub typed: Option<&'a str>,
+    pub decision: Decision,
+    pub via: &'static str,
+}
+
+/// The usager's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Accept,
+    Refuse,
+}
+
+/// Checks a code and applies the decision, committing what must be kept even when the
+/// answer is an error (attempt counts, locks, expiry).
+pub(super) async fn answer(
+    state: &AppState,
+    mut tx: Box<dyn Tx>,
+    ch: ChallengeRow,
+    m: MandateRow,
+    entry: Entry<'_>,
+    who: Ctx,
+) -> ApiResult<MandateRow> {
+    let Ctx { actor, request_id } = who;
+    let Entry {
+        typed,
+        decision,
+        via,
+    } = entry;
+    let now = state.clock.now();
+    let channel = ConsentChannel::parse(&ch.channel)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("corrupt channel")))?;
+    let status = ChallengeStatus::parse(&ch.status)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("corrupt challenge status")))?;
+    if ch.terms_hash != m.terms_hash {
+        return Err(AppError::Conflict(
+            "Les conditions du mandat ont changé.".into(),
+        ));
+    }
+    let matches = match typed.map(|t| ConsentCode::normalise(channel, t)) {
+        // No code: the reply came from the number the code was sent to (refusal by SMS).
+        None => true,
+        Some(Some(code)) => {
+            let version = u32::try_from(ch.code_key_version).unwrap_or(0);
+            ct_eq(&code_mac(state, version, ch.id, &code)?, &ch.code_mac)
+        }
+        Some(None) => false,
+    };
+    let event = |d: Details| {
+        NewEvent::new(now, actor.clone(), d)
+            .organisation(m.organisation_id)
+            .usager(m.usager_id)
+            .mandate(m.id)
+            .request_id(request_id.clone())
+    };
+    let conflict = || AppError::Conflict("Ce consentement a déjà été traité.".into());
+    match judge(status, ch.expires_at, ch.attempts, now, matches) {
+        Verdict::Accepted => {
+            let (to, ok) = match decision {
+                Decision::Accept => ("accepted", true),
+                Decision::Refuse => ("refused", false),
+            };
+            if !tx.close_challenge(ch.id, to, now).await? {
+                return Err(conflict());
+            }
+            if ok {
+                let duration = MandateDuration::parse(&m.duration)
+                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("corrupt duration")))?;
+                let expires_at = duration.expires_at(now);
+                if !tx.activate_mandate(m.id, now, expires_at).await? {
+                    return Err(conflict());
+                }
+                let demarches: Vec<String> = tx
+                    .mandate_demarches(m.id)
+                    .await?
+                    .into_iter()
+                    .map(|d| d.demarche)
+                    .collect();
+                audit::append(
+                    tx.as_mut(),
+                    &event(Details::MandateActivated {
+                        demarches,
+                        terms_hash: m.terms_hash.clone(),
+                        expires_at: crate::http::format_time(expires_at),
+                        via: via.to_owned(),
+                    }),
+                )
+                .await?;
+                replace_older(tx.as_mut(), &m, &actor, now, request_id.clone()).await?;
+            } else {
+                if !tx
+                    .end_mandate(m.id, "pending_consent", "refused", now, None)
+                    .await?
+                {
+                    return Err(conflict());
+                }
+                audit::append(
+                    tx.as_mut(),
+                    &event(Details::MandateRefused {
+                        reason: "usager_refused".into(),
+                        terms_hash: m.terms_hash.clone(),
+                    }),
+                )
+                .await?;
+            }
+            let row = tx.get_mandate(m.id).await?.ok_or(AppError::NotFound)?;
+            tx.commit().await?;
+            state.sequencer.notify();
+            Ok(row)
+        }
+        Verdict::Wrong { .. } | Verdict::Lock => {
+            let attempts = tx.count_wrong_code(ch.id).await?.ok_or_else(conflict)?;
+            let left = (MAX_ATTEMPTS - attempts).max(0);
+            audit::append(
+                tx.as_mut(),
+                &event(Details::MandateConsentFailed {
+                    challenge: ch.id.to_string(),
+                    attempts_left: left,
+                    via: via.to_owned(),
+                }),
+            )
+            .await?;
+            if left > 0 {
+                tx.commit().await?;
+                state.sequencer.notify();
+                return Err(AppError::InvalidCode {
+                    attempts_left: left,
+                });
+            }
+            tx.close_challenge(ch.id, "locked", now).await?;
+            if tx
+                .end_mandate(m.id, "pending_consent", "refused", now, None)
+                .await?
+            {
+                audit::append(
+                    tx.as_mut(),
+                    &event(Details::MandateRefused {
+                        reason: "locked".into(),
+                        terms_hash: m.terms_hash.clone(),
+                    }),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            state.sequencer.notify();
+            Err(AppError::ChallengeLocked)
+        }
+        Verdict::Late => {
+            if tx.close_challenge(ch.id, "expired", now).await?
+                && tx
+                    .end_mandate(m.id, "pending_consent", "expired", now, None)
+                    .await?
+            {
+                audit_expired(tx.as_mut(), &m, now).await?;
+                tx.commit().await?;
+                state.sequencer.notify();
+            }
+            Err(AppError::ChallengeExpired)
+        }
+        Verdict::Locked => Err(AppError::ChallengeLocked),
+        Verdict::Closed => Err(conflict()),
+    }
+}
+
+/// The aidant enters the code the usager hands back at the desk.
+pub async fn consent_at_desk(
+    state: &AppState,
+    caller: &Caller,
+    mandate: Uuid,
+    code: &str,
+) -> ApiResult<Mandate> {
+    let mut tx = state.store.begin().await?;
+    let m = own_mandate(tx.as_mut(), caller.organisation_id, mandate).await?;
+    let ch = tx
+        .current_challenge(m.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let row = answer(
+        state,
+        tx,
+        ch,
+        m,
+        Entry {
+            typed: Some(code),
+            decision: Decision::Accept,
+            via: "desk",
+        },
+        Ctx {
+            actor: caller.actor(),
+            request_id: caller.request_id.clone(),
+        },
+    )
+    .await?;
+    let mut tx = state.store.begin_read().await?;
+    render(state, tx.as_mut(), &row, None).await
+}
+
+/// The usager answers on the public page (the code is needed for both decisions).
+/// Returns `accepted` or `refused`.
+pub async fn consent_public(
+    state: &AppState,
+    challenge: Uuid,
+    code: &str,
+    decision: Decision,
+    request_id: Option<String>,
+) -> ApiResult<&'static str> {
+    let mut tx = state.store.begin().await?;
+    let ch = tx
+        .get_challenge(challenge)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let m = tx
+        .get_mandate(ch.mandate_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    // Only the mandate's current challenge counts (a resend voids the older ones).
+    if tx.current_challenge(m.id).await?.map(|c| c.id) != Some(ch.id) {
+        return Err(AppError::Conflict(
+            "Ce code a été remplacé par un nouveau code.".into(),
+        ));
+    }
+    let actor = Actor::usager(m.usager_id);
+    let entry = Entry {
+        typed: Some(code),
+        decision,
+        via: "public",
+    };
+    answer(state, tx, ch, m, entry, Ctx { actor, request_id }).await?;
+    Ok(match decision {
+        Decision::Accept => "accepted",
+        Decision::Refuse => "refused",
+    })
+}
+
+/// The printed code of a mandate's open challenge, for re-printing the attestation
+/// (printers jam); `None` once the challenge is closed (the code is destroyed then).
+pub async fn printed_code(
+    state: &AppState,
+    caller: &Caller,
+    mandate: Uuid,
+) -> ApiResult<Option<String>> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin_read().await?;
+    let m = own_mandate(tx.as_mut(), caller.organisation_id, mandate).await?;
+    let Some(ch) = tx.current_challenge(m.id).await? else {
+        return Ok(None);
+    };
+    let (Some(sealed), true) = (
+        ch.code_sealed.as_deref(),
+        ch.status == "open" && now < ch.expires_at,
+    ) else {
+        return Ok(None);
+    };
+    let urow = tx
+        .get_usager(m.usager_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let dek = usager_key(&state.keyring, &urow)?;
+    let version = u32::try_from(m.terms_key_version).unwrap_or(0);
+    let plain = open_field(
+        &dek,
+        "consent_challenge",
+        &ch.id.to_string(),
+        "code",
+        version,
+        sealed,
+    )?;
+    Ok(ConsentCode::normalise(ConsentChannel::Print, &plain).map(|c| c.display()))
+}
+
+/// A new SMS challenge (the previous one is void); at most [`MAX_RESENDS`] per mandate.
+pub async fn resend(state: &AppState, caller: &Caller, mandate: Uuid) -> ApiResult<()> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    let m = own_mandate(tx.as_mut(), caller.organisation_id, mandate).await?;
+    if m.consent_channel != ConsentChannel::Sms.as_str() || m.status != "pending_consent" {
+        return Err(AppError::Conflict(
+            "Aucun code SMS à renvoyer pour ce mandat.".into(),
+        ));
+    }
+    if let Some(c) = tx.current_challenge(m.id).await? {
+        if c.status != "open" {
+            return Err(AppError::Conflict(
+                "Aucun code SMS à renvoyer pour ce mandat.".into(),
+            ));
+        }
+        tx.close_challenge(c.id, "void", now).await?;
+    }
+    if !tx.count_resend(m.id, MAX_RESENDS).await? {
+        return Err(AppError::RateLimited {
+            retry_after_secs: 3600,
+        });
+    }
+    let org = tx
+        .get_organisation(m.organisation_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let urow = tx
+        .get_usager(m.usager_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let plain = open_usager(&state.keyring, &urow)?;
+    let dek = usager_key(&state.keyring, &urow)?;
+    let titles: Vec<String> = tx
+        .mandate_demarches(m.id)
+        .await?
+        .into_iter()
+        .filter_map(|d| {
+            crate::domain::demarche::catalogue()
+                .iter()
+                .find(|c| c.id == d.demarche)
+                .map(|c| c.short_title.clone())
+        })
+        .collect();
+    issue_challenge(
+        state,
+        tx.as_mut(),
+        &m,
+        &dek,
+        plain.phone.as_deref().map(String::as_str),
+        &org.name,
+        &titles,
+        &caller.actor(),
+        caller.request_id.clone(),
+        true,
+    )
+    .await?;
+    tx.commit().await?;
+    state.sequencer.notify();
+    Ok(())
+}

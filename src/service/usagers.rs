@@ -1,0 +1,299 @@
+//! Usagers: registration (sealed personal data + blind index), audited reads, search.
+//! A usager is visible only to the organisations linked to them.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::idempotency::{self, IdemKey, Replayable};
+use super::pii::{open_usager, seal_usager};
+use crate::app::AppState;
+use crate::audit::{self, Actor, Details, NewEvent};
+use crate::crypto::Purpose;
+use crate::domain::FieldError;
+use crate::domain::mandate::{MandateStatus, erasure_allowed};
+use crate::domain::search::{IndexKind, SearchQuery, usager_entries};
+use crate::domain::usager::NewUsager;
+use crate::error::{ApiResult, AppError};
+use crate::store::{Tx, UsagerRow};
+
+/// Version of the blind-index key used for new entries and searches.
+pub const INDEX_KEY_VERSION: u32 = 1;
+
+/// An aidant acting for one organisation (already authorised by the caller).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub aidant_id: Uuid,
+    pub organisation_id: Uuid,
+    pub request_id: Option<String>,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor::aidant(self.aidant_id)
+    }
+}
+
+/// The API shape of a usager.
+#[derive(Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Usager {
+    pub id: Uuid,
+    pub given_name: String,
+    pub family_name: String,
+    pub birthdate: String,
+    pub birthplace: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub identity_check: String,
+    pub created_at: String,
+}
+
+impl std::fmt::Debug for Usager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Usager({}, [redacted])", self.id)
+    }
+}
+
+fn to_api(state: &AppState, row: &UsagerRow) -> ApiResult<Usager> {
+    let p = open_usager(&state.keyring, row)?;
+    Ok(Usager {
+        id: row.id,
+        given_name: p.given_name.to_string(),
+        family_name: p.family_name.to_string(),
+        birthdate: p.birthdate.to_string(),
+        birthplace: p.birthplace.map(|s| s.to_string()),
+        phone: p.phone.map(|s| s.to_string()),
+        email: p.email.map(|s| s.to_string()),
+        identity_check: row.identity_check.clone(),
+        created_at: crate::http::format_time(row.created_at),
+    })
+}
+
+fn index_mac(state: &AppState, kind: IndexKind, value: &str) -> ApiResult<Vec<u8>> {
+    let key = state
+        .keyring
+        .key(Purpose::Index, INDEX_KEY_VERSION)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("index key: {e}")))?;
+    Ok(key
+        .hmac(&[kind.as_str().as_bytes(), value.as_bytes()])
+        .to_vec())
+}
+
+/// Registers a usager for the caller's organisation (which is linked to them from now on).
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    input: NewUsager,
+    idem: Option<&IdemKey>,
+) -> ApiResult<Replayable<Usager>> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    if let Some(i) = idem
+        && let Some((status, body)) = idempotency::lookup(&state.keyring, tx.as_mut(), i).await?
+    {
+        return Ok(Replayable::Replay { status, body });
+    }
+    if tx.get_organisation(caller.organisation_id).await?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    let id = Uuid::now_v7();
+    let base = UsagerRow {
+        id,
+        created_at: now,
+        created_by: caller.aidant_id,
+        created_by_org: caller.organisation_id,
+        identity_check: input.identity_check.as_str().to_owned(),
+        key_version: 0,
+        wrapped_key: None,
+        given_name: vec![],
+        family_name: vec![],
+        birthdate: vec![],
+        birthplace: None,
+        phone: None,
+        email: None,
+        erased_at: None,
+    };
+    let row = seal_usager(&state.keyring, id, &input, base)?;
+    tx.insert_usager(&row).await?;
+    tx.link_usager(caller.organisation_id, id, now).await?;
+    for (kind, value) in usager_entries(
+        input.given_name.as_str(),
+        input.family_name.as_str(),
+        input.birthdate.date(),
+    ) {
+        let mac = index_mac(state, kind, &value)?;
+        tx.insert_usager_index(id, kind.as_str(), i64::from(INDEX_KEY_VERSION), &mac)
+            .await?;
+    }
+    let event = NewEvent::new(
+        now,
+        caller.actor(),
+        Details::UsagerCreated {
+            identity_check: input.identity_check.as_str().to_owned(),
+            has_phone: input.phone.is_some(),
+            has_email: input.email.is_some(),
+        },
+    )
+    .organisation(caller.organisation_id)
+    .usager(id)
+    .request_id(caller.request_id.clone());
+    audit::append(tx.as_mut(), &event).await?;
+    let usager = to_api(state, &row)?;
+    if let Some(i) = idem {
+        idempotency::record(&state.keyring, tx.as_mut(), i, 201, &usager, Some(id), now).await?;
+    }
+    tx.commit().await?;
+    state.sequencer.notify();
+    Ok(Replayable::Fresh(usager))
+}
+
+/// The usager row, if visible to the organisation (else `404`).
+pub async fn visible_row(tx: &mut dyn Tx, organisation: Uuid, id: Uuid) -> ApiResult<UsagerRow> {
+    let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
+    if row.erased_at.is_some() || !tx.usager_links(id).await?.contains(&organisation) {
+        return Err(AppError::NotFound);
+    }
+    Ok(row)
+}
+
+async fn audit_read(tx: &mut dyn Tx, state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<()> {
+    let event = NewEvent::new(state.clock.now(), caller.actor(), Details::UsagerRead {})
+        .organisation(caller.organisation_id)
+        .usager(id)
+        .request_id(caller.request_id.clone());
+    audit::append(tx, &event).await?;
+    Ok(())
+}
+
+/// Reads a usager's personal data (audited).
+pub async fn get(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Usager> {
+    let mut tx = state.store.begin().await?;
+    let row = visible_row(tx.as_mut(), caller.organisation_id, id).await?;
+    let usager = to_api(state, &row)?;
+    audit_read(tx.as_mut(), state, caller, id).await?;
+    tx.commit().await?;
+    state.sequencer.notify();
+    Ok(usager)
+}
+
+/// The organisations linked to a usager (for authorization); `404` when unknown or erased.
+pub async fn links(state: &AppState, id: Uuid) -> ApiResult<Vec<Uuid>> {
+    let mut tx = state.store.begin_read().await?;
+    let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
+    if row.erased_at.is_some() {
+        return Err(AppError::NotFound);
+    }
+    Ok(tx.usager_links(id).await?)
+}
+
+/// Searches the caller's organisation's usagers by blind index; every result is an audited
+/// read.
+pub async fn search(
+    state: &AppState,
+    caller: &Caller,
+    q: &str,
+    limit: i64,
+) -> ApiResult<Vec<Usager>> {
+    let query = SearchQuery::parse(q).ok_or_else(|| {
+        AppError::Validation(vec![FieldError::new(
+            "q",
+            "Indiquez un nom, une date de naissance (AAAA-MM-JJ), ou les deux.",
+        )])
+    })?;
+    let name_macs = match &query.name {
+        Some(n) => vec![index_mac(state, IndexKind::Name, n)?],
+        None => vec![],
+    };
+    let bd_mac = query
+        .birthdate
+        .as_deref()
+        .map(|d| index_mac(state, IndexKind::Birthdate, d))
+        .transpose()?;
+    let mut tx = state.store.begin().await?;
+    let ids = tx
+        .search_usagers(caller.organisation_id, &name_macs, bd_mac.as_deref(), limit)
+        .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(row) = tx.get_usager(id).await? {
+            out.push(to_api(state, &row)?);
+            audit_read(tx.as_mut(), state, caller, id).await?;
+        }
+    }
+    let event = NewEvent::new(
+        state.clock.now(),
+        caller.actor(),
+        Details::UsagerSearched {
+            results: out.len() as i64,
+        },
+    )
+    .organisation(caller.organisation_id)
+    .request_id(caller.request_id.clone());
+    audit::append(tx.as_mut(), &event).await?;
+    tx.commit().await?;
+    state.sequencer.notify();
+    Ok(out)
+}
+
+/// Days mandate evidence is kept after a mandate ends (`policies/retention.toml`,
+/// `mandate_evidence_days`; 6 years when the file does not say).
+fn mandate_evidence_days(state: &AppState) -> i64 {
+    std::fs::read_to_string(&state.config.retention_file)
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
+        .and_then(|v| {
+            v.get("retention")?
+                .get("mandate_evidence_days")?
+                .as_integer()
+        })
+        .unwrap_or(2192)
+}
+
+/// Erases a usager (DPO): crypto-shreds the data key, so their personal data, the terms of
+/// their mandates and any printed code become unreadable; removes the blind index and the
+/// stored idempotent answers about them. `409` while a mandate is pending or active, or
+/// its evidence is still retained.
+pub async fn erase(state: &AppState, ctx: &super::Ctx, id: Uuid) -> ApiResult<()> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
+    if row.erased_at.is_some() {
+        return Err(AppError::NotFound);
+    }
+    let mandates = tx.mandates_of_usager(id).await?;
+    let ends: Vec<(MandateStatus, Option<chrono::DateTime<chrono::Utc>>)> = mandates
+        .iter()
+        .map(|m| {
+            let status = MandateStatus::parse(&m.status)
+                .unwrap_or(MandateStatus::Active)
+                .effective(m.expires_at, now);
+            let end = m.ended_at.or(if status == MandateStatus::Expired {
+                m.expires_at
+            } else {
+                None
+            });
+            (status, end)
+        })
+        .collect();
+    if !erasure_allowed(&ends, now, mandate_evidence_days(state)) {
+        return Err(AppError::Conflict(
+            "Ce usager a un mandat en cours ou dont la preuve doit encore être conservée.".into(),
+        ));
+    }
+    if !tx.erase_usager(id, now).await? {
+        return Err(AppError::NotFound);
+    }
+    tx.delete_idempotency_of_usager(id).await?;
+    let event = NewEvent::new(
+        now,
+        ctx.actor.clone(),
+        Details::UsagerErased {
+            mandates: mandates.len() as i64,
+        },
+    )
+    .usager(id)
+    .request_id(ctx.request_id.clone());
+    audit::append(tx.as_mut(), &event).await?;
+    tx.commit().await?;
+    state.sequencer.notify();
+    Ok(())
+}
