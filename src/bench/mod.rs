@@ -175,6 +175,52 @@ impl BenchDb {
     }
 }
 
+/// A real server on loopback over a bench database, for scenarios driven over HTTP.
+pub struct BenchServer {
+    pub state: crate::app::AppState,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl BenchServer {
+    /// Starts the server (migrations applied, system clock, port chosen by the OS).
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let state =
+            crate::app::AppState::new(config, std::sync::Arc::new(crate::clock::SystemClock), true)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let app = crate::app::App::with_listener(state.clone(), listener);
+        let base = format!("http://{}", app.local_addr());
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = app
+                .run_until(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            state,
+            base,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Stops the server and waits for its background jobs.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
 /// A benchmark scenario.
 #[async_trait]
 pub trait Scenario: Send + Sync {
@@ -260,4 +306,34 @@ pub async fn run(args: BenchArgs, config: Config) -> Result<ExitCode, StartError
             .is_some_and(|v| v == &serde_json::Value::Bool(false))
     });
     Ok(if failed { 1 } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[tokio::test]
+    async fn a_bench_server_answers_on_loopback() {
+        let db = BenchDb::create("sqlite").await.unwrap();
+        let base = Config::for_tests(db.url.clone(), db.dir.path());
+        let server = BenchServer::start(db.config(&base, 4)).await.unwrap();
+        let addr = server.base.trim_start_matches("http://").to_owned();
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        server.stop().await;
+        db.cleanup().await;
+        let m = Measurement::from_latencies(
+            "x",
+            vec![Duration::from_millis(1), Duration::from_millis(3)],
+            0,
+            Duration::from_secs(1),
+        );
+        assert_eq!((m.operations, m.max_ms), (2, 3.0));
+    }
 }
