@@ -5,6 +5,7 @@
 //! [`scenarios`]. See `bench/README.md` for what each one measures.
 
 mod audit;
+mod mandates;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use crate::config::{Config, DatabaseUrl};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Scenario: audit-append, audit-verify.
+    /// Scenario: audit-append, audit-verify, mandates.
     pub scenario: String,
     /// `sqlite` (a fresh file in a temporary directory) or a PostgreSQL server URL (a fresh
     /// database is created there and dropped afterwards).
@@ -232,7 +233,11 @@ pub trait Scenario: Send + Sync {
 
 /// Every scenario this build knows.
 pub fn scenarios() -> Vec<Box<dyn Scenario>> {
-    vec![Box::new(audit::AuditAppend), Box::new(audit::AuditVerify)]
+    vec![
+        Box::new(audit::AuditAppend),
+        Box::new(audit::AuditVerify),
+        Box::new(mandates::Mandates),
+    ]
 }
 
 fn print_table(scenario: &str, args: &BenchArgs, results: &[Measurement]) {
