@@ -45,6 +45,29 @@ impl From<&Session> for Me {
     }
 }
 
+/// The throttling state after one more failure: counted within a 15-minute window; the
+/// fifth locks the account for 15 minutes (and resets the counter). Returns whether it locked.
+fn after_failure(
+    a: &crate::store::AidantRow,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (LoginState, bool) {
+    let in_window = a
+        .failed_window_start
+        .is_some_and(|w| now - w < FAILURE_WINDOW);
+    let count = if in_window { a.failed_logins + 1 } else { 1 };
+    let locked = count >= MAX_FAILURES;
+    let state = LoginState {
+        failed_logins: if locked { 0 } else { count },
+        failed_window_start: match (locked, in_window) {
+            (true, _) => None,
+            (false, true) => a.failed_window_start,
+            (false, false) => Some(now),
+        },
+        locked_until: locked.then_some(now + LOCK_DURATION),
+    };
+    (state, locked)
+}
+
 /// A keyed, truncated hash of an IP for audit details (never the IP itself).
 pub fn ip_mac(state: &AppState, ip: IpAddr) -> String {
     match state.keyring.key(Purpose::Token, 1) {
@@ -112,26 +135,8 @@ pub async fn login(
     let Some(a) = aidant.clone().filter(|_| success) else {
         let (actor, locked) = match &aidant {
             Some(a) => {
-                let in_window = a
-                    .failed_window_start
-                    .is_some_and(|w| now - w < FAILURE_WINDOW);
-                let count = if in_window { a.failed_logins + 1 } else { 1 };
-                let locked = count >= MAX_FAILURES;
-                tx.set_login_state(
-                    a.id,
-                    LoginState {
-                        failed_logins: if locked { 0 } else { count },
-                        failed_window_start: if locked {
-                            None
-                        } else if in_window {
-                            a.failed_window_start
-                        } else {
-                            Some(now)
-                        },
-                        locked_until: locked.then_some(now + LOCK_DURATION),
-                    },
-                )
-                .await?;
+                let (failure, locked) = after_failure(a, now);
+                tx.set_login_state(a.id, failure).await?;
                 (Actor::aidant(a.id), locked)
             }
             None => (Actor::anonymous(), false),
@@ -253,30 +258,13 @@ pub async fn step_up(
         state.sequencer.notify();
         return Ok(());
     }
-    let in_window = account
-        .failed_window_start
-        .is_some_and(|w| now - w < FAILURE_WINDOW);
-    let count = if in_window {
-        account.failed_logins + 1
+    let (failure, locked) = after_failure(&account, now);
+    let count = if locked {
+        MAX_FAILURES
     } else {
-        1
+        failure.failed_logins
     };
-    let locked = count >= MAX_FAILURES;
-    tx.set_login_state(
-        account.id,
-        LoginState {
-            failed_logins: if locked { 0 } else { count },
-            failed_window_start: if locked {
-                None
-            } else if in_window {
-                account.failed_window_start
-            } else {
-                Some(now)
-            },
-            locked_until: locked.then_some(now + LOCK_DURATION),
-        },
-    )
-    .await?;
+    tx.set_login_state(account.id, failure).await?;
     if locked {
         tx.delete_sessions_of(account.id, None).await?;
     }
