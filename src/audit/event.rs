@@ -84,6 +84,8 @@ pub enum Details {
     AidantStepUp { factor: String },
     #[serde(rename = "aidant.invited")]
     AidantInvited { role: String, platform: bool },
+    #[serde(rename = "aidant.invitation_accepted")]
+    AidantInvitationAccepted { purpose: String, password_set: bool },
     #[serde(rename = "aidant.enrolled")]
     AidantEnrolled { factor: String },
     #[serde(rename = "aidant.deactivated")]

@@ -416,7 +416,21 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
         &seed,
     )?;
     tx.insert_totp_factor(&factor).await?;
+    let mut ev = NewEvent::new(
+        now,
+        Actor::aidant(aidant_id),
+        Details::AidantInvitationAccepted {
+            purpose: inv.purpose.clone(),
+            password_set: password_hash.is_some(),
+        },
+    )
+    .target(aidant_id);
+    if let Some(o) = inv.organisation_id {
+        ev = ev.organisation(o);
+    }
+    audit::append(tx.as_mut(), &ev).await?;
     tx.commit().await?;
+    state.sequencer.notify();
     Ok(Enrolment {
         totp_secret: seed.base32().to_string(),
         otpauth_uri: seed.otpauth_uri(&email).to_string(),

@@ -139,6 +139,16 @@ pub async fn first_admin_link(state: &AppState) -> ApiResult<Option<String>> {
     tx.void_invitations(None, state.clock.now()).await?;
     let token =
         members::create_invitation(state, tx.as_mut(), "first_admin", None, None, None).await?;
+    let ev = NewEvent::new(
+        state.clock.now(),
+        Actor::system(),
+        Details::AidantInvited {
+            role: "admin".into(),
+            platform: true,
+        },
+    );
+    audit::append(tx.as_mut(), &ev).await?;
     tx.commit().await?;
+    state.sequencer.notify();
     Ok(Some(members::invitation_url(state, &token)))
 }

@@ -199,8 +199,18 @@ async fn first_administrator_then_organisation_then_referent_then_aidant() {
     app.login(&aidant).await;
 
     let events = app.audit_events().await;
+    let first = events
+        .iter()
+        .find(|e| e["action"] == "aidant.invited")
+        .unwrap();
+    assert_eq!(
+        first["details"],
+        json!({"role": "admin", "platform": true}),
+        "the first-admin link is audited"
+    );
     for action in [
         "aidant.invited",
+        "aidant.invitation_accepted",
         "aidant.enrolled",
         "aidant.deactivated",
         "aidant.reactivated",
