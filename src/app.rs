@@ -131,7 +131,7 @@ impl AppState {
         );
         Ok(Self {
             authz: Arc::new(authz),
-            hasher: crate::crypto::password::PasswordHasher::new().map_err(StartError::Other)?,
+            hasher: crate::crypto::password::PasswordHasher::new(),
             limits: Arc::new(crate::http::ratelimit::RateLimits::default()),
             sms: crate::sms::from_config(&config.sms),
             code_failures: Arc::default(),

@@ -16,10 +16,13 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Verified against when the account is unknown or has no password yet: same parameters as
+/// real hashes, so the answer takes as long. A constant, so start-up computes nothing.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$a9EnSv/pWYwpGBFMy8RWsQ$V7e6XJ6yQrzcC3eCRgvKEwxq7Dw9tlpDg159o96GFRg";
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
-    dummy_hash: Arc<String>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -28,16 +31,18 @@ impl std::fmt::Debug for PasswordHasher {
     }
 }
 
+impl Default for PasswordHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl PasswordHasher {
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let dummy = hash_blocking(&SecretString::from(
-            "dummy password for unknown accounts".to_owned(),
-        ))?;
-        Ok(Self {
+        Self {
             permits: Arc::new(Semaphore::new(cores)),
-            dummy_hash: Arc::new(dummy),
-        })
+        }
     }
 
     /// Hashes a new password (PHC string).
@@ -55,7 +60,7 @@ impl PasswordHasher {
         };
         let (target, real) = match stored {
             Some(h) => (h, true),
-            None => ((*self.dummy_hash).clone(), false),
+            None => (DUMMY_HASH.to_owned(), false),
         };
         let span = tracing::Span::current();
         let ok = tokio::task::spawn_blocking(move || {
@@ -89,7 +94,7 @@ mod tests {
 
     #[tokio::test]
     async fn hash_and_verify() {
-        let h = PasswordHasher::new().unwrap();
+        let h = PasswordHasher::new();
         let pw = || SecretString::from("cheval agrafe pile 42".to_owned());
         let stored = h.hash(pw()).await.unwrap();
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));

@@ -3,16 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn mandat(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mandat"));
-    c.current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MANDAT_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
+use crate::common::mandat_command as mandat;
 
 fn db_env(c: &mut Command, dir: &std::path::Path, url: &mandat::config::DatabaseUrl) {
     use secrecy::ExposeSecret as _;

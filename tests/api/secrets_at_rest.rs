@@ -8,13 +8,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 fn mandat(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mandat"));
-    c.current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MANDAT_") {
-            c.env_remove(k);
-        }
-    }
+    let mut c = crate::common::mandat_command(dir);
     c.env("MANDAT_INSECURE_HTTP", "1")
         .env("MANDAT_LOG", "debug");
     c

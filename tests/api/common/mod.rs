@@ -363,3 +363,15 @@ impl TestApp {
         assert_eq!(res.status(), 204, "step-up: {}", res.text().await.unwrap());
     }
 }
+
+/// The `mandat` binary, run in `dir`, with none of this process's `MANDAT_*` variables.
+pub fn mandat_command(dir: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mandat"));
+    c.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MANDAT_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
