@@ -1,11 +1,11 @@
 //! The SQL of [`super::AccountRepo`], shared by both backends.
 
 macro_rules! impl_account_repo {
-    ($tx:ty) => {
+    ($tx:ty, $db:ident) => {
         #[async_trait::async_trait]
         impl $crate::store::AccountRepo for $tx {
             async fn insert_aidant(&mut self, a: &$crate::store::AidantRow) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO aidant (id, email, display_name, password_hash, active, is_admin, is_dpo, \
                      current_organisation_id, last_login_at, failed_logins, failed_window_start, locked_until, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -29,20 +29,20 @@ macro_rules! impl_account_repo {
             }
 
             async fn get_aidant(&mut self, id: uuid::Uuid) -> Result<Option<$crate::store::AidantRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as("SELECT * FROM aidant WHERE id = $1").bind(id).fetch_optional(&mut *self.0).await?)
+                Ok($db::query_as("SELECT * FROM aidant WHERE id = $1").bind(id).fetch_optional(&mut *self.0).await?)
             }
 
             async fn find_aidant_by_email(&mut self, email: &str) -> Result<Option<$crate::store::AidantRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as("SELECT * FROM aidant WHERE email = $1").bind(email).fetch_optional(&mut *self.0).await?)
+                Ok($db::query_as("SELECT * FROM aidant WHERE email = $1").bind(email).fetch_optional(&mut *self.0).await?)
             }
 
             async fn set_aidant_password(&mut self, id: uuid::Uuid, hash: &str) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE aidant SET password_hash = $1 WHERE id = $2").bind(hash).bind(id).execute(&mut *self.0).await?;
+                $db::query("UPDATE aidant SET password_hash = $1 WHERE id = $2").bind(hash).bind(id).execute(&mut *self.0).await?;
                 Ok(())
             }
 
             async fn set_aidant_profile(&mut self, id: uuid::Uuid, email: &str, display_name: &str) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE aidant SET email = $1, display_name = $2 WHERE id = $3")
+                $db::query("UPDATE aidant SET email = $1, display_name = $2 WHERE id = $3")
                     .bind(email)
                     .bind(display_name)
                     .bind(id)
@@ -52,12 +52,12 @@ macro_rules! impl_account_repo {
             }
 
             async fn set_aidant_active(&mut self, id: uuid::Uuid, active: bool) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE aidant SET active = $1 WHERE id = $2").bind(active).bind(id).execute(&mut *self.0).await?;
+                $db::query("UPDATE aidant SET active = $1 WHERE id = $2").bind(active).bind(id).execute(&mut *self.0).await?;
                 Ok(())
             }
 
             async fn set_login_state(&mut self, id: uuid::Uuid, s: $crate::store::LoginState) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE aidant SET failed_logins = $1, failed_window_start = $2, locked_until = $3 WHERE id = $4")
+                $db::query("UPDATE aidant SET failed_logins = $1, failed_window_start = $2, locked_until = $3 WHERE id = $4")
                     .bind(s.failed_logins)
                     .bind(s.failed_window_start)
                     .bind(s.locked_until)
@@ -68,7 +68,7 @@ macro_rules! impl_account_repo {
             }
 
             async fn record_login(&mut self, id: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "UPDATE aidant SET last_login_at = $1, failed_logins = 0, failed_window_start = NULL, locked_until = NULL WHERE id = $2",
                 )
                 .bind(at)
@@ -79,16 +79,16 @@ macro_rules! impl_account_repo {
             }
 
             async fn set_current_organisation(&mut self, id: uuid::Uuid, org: Option<uuid::Uuid>) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE aidant SET current_organisation_id = $1 WHERE id = $2").bind(org).bind(id).execute(&mut *self.0).await?;
+                $db::query("UPDATE aidant SET current_organisation_id = $1 WHERE id = $2").bind(org).bind(id).execute(&mut *self.0).await?;
                 Ok(())
             }
 
             async fn count_aidants(&mut self) -> Result<i64, $crate::store::StoreError> {
-                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM aidant").fetch_one(&mut *self.0).await?)
+                Ok($db::query_scalar("SELECT COUNT(*) FROM aidant").fetch_one(&mut *self.0).await?)
             }
 
             async fn memberships(&mut self, aidant: uuid::Uuid) -> Result<Vec<$crate::store::MembershipRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT m.aidant_id, m.organisation_id, o.name AS organisation_name, m.role, m.active \
                      FROM membership m JOIN organisation o ON o.id = m.organisation_id \
                      WHERE m.aidant_id = $1 ORDER BY o.name",
@@ -105,7 +105,7 @@ macro_rules! impl_account_repo {
                 role: &str,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO membership (aidant_id, organisation_id, role, active, created_at) VALUES ($1, $2, $3, TRUE, $4) \
                      ON CONFLICT (aidant_id, organisation_id) DO UPDATE SET role = excluded.role, active = TRUE",
                 )
@@ -119,7 +119,7 @@ macro_rules! impl_account_repo {
             }
 
             async fn set_membership_active(&mut self, aidant: uuid::Uuid, org: uuid::Uuid, active: bool) -> Result<u64, $crate::store::StoreError> {
-                Ok(sqlx::query("UPDATE membership SET active = $1 WHERE aidant_id = $2 AND organisation_id = $3")
+                Ok($db::query("UPDATE membership SET active = $1 WHERE aidant_id = $2 AND organisation_id = $3")
                     .bind(active)
                     .bind(aidant)
                     .bind(org)
@@ -129,7 +129,7 @@ macro_rules! impl_account_repo {
             }
 
             async fn list_members(&mut self, org: uuid::Uuid) -> Result<Vec<$crate::store::MemberListRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT a.id AS aidant_id, a.email, a.display_name, m.role, m.active AS membership_active, \
                      a.active AS account_active, a.last_login_at \
                      FROM membership m JOIN aidant a ON a.id = m.aidant_id WHERE m.organisation_id = $1 ORDER BY a.display_name, a.id",
@@ -140,7 +140,7 @@ macro_rules! impl_account_repo {
             }
 
             async fn insert_totp_factor(&mut self, f: &$crate::store::TotpFactorRow) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO totp_factor (id, aidant_id, organisation_id, kind, serial, seed_sealed, key_version, step_secs, \
                      last_used_step, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
@@ -161,14 +161,14 @@ macro_rules! impl_account_repo {
             }
 
             async fn totp_factors(&mut self, aidant: uuid::Uuid) -> Result<Vec<$crate::store::TotpFactorRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as("SELECT * FROM totp_factor WHERE aidant_id = $1 ORDER BY created_at")
+                Ok($db::query_as("SELECT * FROM totp_factor WHERE aidant_id = $1 ORDER BY created_at")
                     .bind(aidant)
                     .fetch_all(&mut *self.0)
                     .await?)
             }
 
             async fn use_totp_step(&mut self, factor: uuid::Uuid, step: i64) -> Result<bool, $crate::store::StoreError> {
-                Ok(sqlx::query(
+                Ok($db::query(
                     "UPDATE totp_factor SET last_used_step = $1 WHERE id = $2 AND (last_used_step IS NULL OR last_used_step < $1)",
                 )
                 .bind(step)
@@ -180,12 +180,12 @@ macro_rules! impl_account_repo {
             }
 
             async fn set_totp_status(&mut self, factor: uuid::Uuid, status: &str) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE totp_factor SET status = $1 WHERE id = $2").bind(status).bind(factor).execute(&mut *self.0).await?;
+                $db::query("UPDATE totp_factor SET status = $1 WHERE id = $2").bind(status).bind(factor).execute(&mut *self.0).await?;
                 Ok(())
             }
 
             async fn retire_totp_factors(&mut self, aidant: uuid::Uuid) -> Result<u64, $crate::store::StoreError> {
-                Ok(sqlx::query("UPDATE totp_factor SET status = 'retired' WHERE aidant_id = $1 AND status IN ('active', 'pending')")
+                Ok($db::query("UPDATE totp_factor SET status = 'retired' WHERE aidant_id = $1 AND status IN ('active', 'pending')")
                     .bind(aidant)
                     .execute(&mut *self.0)
                     .await?
@@ -193,11 +193,11 @@ macro_rules! impl_account_repo {
             }
 
             async fn find_card(&mut self, serial: &str) -> Result<Option<$crate::store::TotpFactorRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as("SELECT * FROM totp_factor WHERE serial = $1").bind(serial).fetch_optional(&mut *self.0).await?)
+                Ok($db::query_as("SELECT * FROM totp_factor WHERE serial = $1").bind(serial).fetch_optional(&mut *self.0).await?)
             }
 
             async fn bind_card(&mut self, factor: uuid::Uuid, aidant: uuid::Uuid, step: i64) -> Result<u64, $crate::store::StoreError> {
-                Ok(sqlx::query(
+                Ok($db::query(
                     "UPDATE totp_factor SET aidant_id = $1, status = 'active', last_used_step = $2 WHERE id = $3 AND status = 'unbound'",
                 )
                 .bind(aidant)
@@ -209,7 +209,7 @@ macro_rules! impl_account_repo {
             }
 
             async fn insert_session(&mut self, s: &$crate::store::SessionRow) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO session (id_hash, aidant_id, created_at, last_seen_at, fresh_factor_at, step_up_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&s.id_hash)
@@ -224,16 +224,16 @@ macro_rules! impl_account_repo {
             }
 
             async fn get_session(&mut self, id_hash: &[u8]) -> Result<Option<$crate::store::SessionRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as("SELECT * FROM session WHERE id_hash = $1").bind(id_hash).fetch_optional(&mut *self.0).await?)
+                Ok($db::query_as("SELECT * FROM session WHERE id_hash = $1").bind(id_hash).fetch_optional(&mut *self.0).await?)
             }
 
             async fn touch_session(&mut self, id_hash: &[u8], at: chrono::DateTime<chrono::Utc>) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE session SET last_seen_at = $1 WHERE id_hash = $2").bind(at).bind(id_hash).execute(&mut *self.0).await?;
+                $db::query("UPDATE session SET last_seen_at = $1 WHERE id_hash = $2").bind(at).bind(id_hash).execute(&mut *self.0).await?;
                 Ok(())
             }
 
             async fn set_session_step_up(&mut self, id_hash: &[u8], at: chrono::DateTime<chrono::Utc>) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE session SET step_up_at = $1, fresh_factor_at = $1, last_seen_at = $1 WHERE id_hash = $2")
+                $db::query("UPDATE session SET step_up_at = $1, fresh_factor_at = $1, last_seen_at = $1 WHERE id_hash = $2")
                     .bind(at)
                     .bind(id_hash)
                     .execute(&mut *self.0)
@@ -242,12 +242,12 @@ macro_rules! impl_account_repo {
             }
 
             async fn delete_session(&mut self, id_hash: &[u8]) -> Result<u64, $crate::store::StoreError> {
-                Ok(sqlx::query("DELETE FROM session WHERE id_hash = $1").bind(id_hash).execute(&mut *self.0).await?.rows_affected())
+                Ok($db::query("DELETE FROM session WHERE id_hash = $1").bind(id_hash).execute(&mut *self.0).await?.rows_affected())
             }
 
             async fn delete_sessions_of(&mut self, aidant: uuid::Uuid, keep: Option<&[u8]>) -> Result<u64, $crate::store::StoreError> {
                 let keep = keep.map(<[u8]>::to_vec).unwrap_or_default();
-                Ok(sqlx::query("DELETE FROM session WHERE aidant_id = $1 AND id_hash <> $2")
+                Ok($db::query("DELETE FROM session WHERE aidant_id = $1 AND id_hash <> $2")
                     .bind(aidant)
                     .bind(keep)
                     .execute(&mut *self.0)
@@ -256,7 +256,7 @@ macro_rules! impl_account_repo {
             }
 
             async fn insert_invitation(&mut self, i: &$crate::store::InvitationRow) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO invitation (token_hash, purpose, aidant_id, organisation_id, expires_at, used_at, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
@@ -273,11 +273,11 @@ macro_rules! impl_account_repo {
             }
 
             async fn get_invitation(&mut self, token_hash: &[u8]) -> Result<Option<$crate::store::InvitationRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as("SELECT * FROM invitation WHERE token_hash = $1").bind(token_hash).fetch_optional(&mut *self.0).await?)
+                Ok($db::query_as("SELECT * FROM invitation WHERE token_hash = $1").bind(token_hash).fetch_optional(&mut *self.0).await?)
             }
 
             async fn use_invitation(&mut self, token_hash: &[u8], at: chrono::DateTime<chrono::Utc>) -> Result<bool, $crate::store::StoreError> {
-                Ok(sqlx::query("UPDATE invitation SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+                Ok($db::query("UPDATE invitation SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
                     .bind(at)
                     .bind(token_hash)
                     .execute(&mut *self.0)
@@ -287,14 +287,14 @@ macro_rules! impl_account_repo {
             }
 
             async fn attach_invitation(&mut self, token_hash: &[u8], aidant: uuid::Uuid) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE invitation SET aidant_id = $1 WHERE token_hash = $2").bind(aidant).bind(token_hash).execute(&mut *self.0).await?;
+                $db::query("UPDATE invitation SET aidant_id = $1 WHERE token_hash = $2").bind(aidant).bind(token_hash).execute(&mut *self.0).await?;
                 Ok(())
             }
 
             async fn void_invitations(&mut self, aidant: Option<uuid::Uuid>, at: chrono::DateTime<chrono::Utc>) -> Result<u64, $crate::store::StoreError> {
                 let q = match aidant {
-                    Some(id) => sqlx::query("UPDATE invitation SET used_at = $1 WHERE aidant_id = $2 AND used_at IS NULL").bind(at).bind(id),
-                    None => sqlx::query("UPDATE invitation SET used_at = $1 WHERE purpose = 'first_admin' AND used_at IS NULL").bind(at),
+                    Some(id) => $db::query("UPDATE invitation SET used_at = $1 WHERE aidant_id = $2 AND used_at IS NULL").bind(at).bind(id),
+                    None => $db::query("UPDATE invitation SET used_at = $1 WHERE purpose = 'first_admin' AND used_at IS NULL").bind(at),
                 };
                 Ok(q.execute(&mut *self.0).await?.rows_affected())
             }

@@ -1,7 +1,7 @@
 //! SQL of [`AuditTrailRepo`](super::AuditTrailRepo), shared by both backends.
 
 macro_rules! impl_audit_trail_repo {
-    ($tx:ty) => {
+    ($tx:ty, $db:ident) => {
         #[async_trait::async_trait]
         impl $crate::store::AuditTrailRepo for $tx {
             async fn audit_leaf_hashes(
@@ -9,7 +9,7 @@ macro_rules! impl_audit_trail_repo {
                 from: i64,
                 to: i64,
             ) -> Result<Vec<Vec<u8>>, $crate::store::StoreError> {
-                Ok(sqlx::query_scalar(
+                Ok($db::query_scalar(
                     "SELECT leaf_hash FROM audit_log WHERE idx >= $1 AND idx < $2 ORDER BY idx",
                 )
                 .bind(from)
@@ -23,7 +23,7 @@ macro_rules! impl_audit_trail_repo {
                 from: i64,
                 to: i64,
             ) -> Result<Vec<$crate::store::StoredAuditEntry>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT l.idx, l.leaf_hash, l.chain_hash, p.canonical_event \
                      FROM audit_log l LEFT JOIN audit_payload p ON p.idx = l.idx \
                      WHERE l.idx >= $1 AND l.idx < $2 ORDER BY l.idx",
@@ -37,7 +37,7 @@ macro_rules! impl_audit_trail_repo {
             async fn audit_bounds(
                 &mut self,
             ) -> Result<(Option<i64>, Option<i64>), $crate::store::StoreError> {
-                Ok(sqlx::query_as("SELECT MIN(idx), MAX(idx) FROM audit_log")
+                Ok($db::query_as("SELECT MIN(idx), MAX(idx) FROM audit_log")
                     .fetch_one(&mut *self.0)
                     .await?)
             }
@@ -46,7 +46,7 @@ macro_rules! impl_audit_trail_repo {
                 &mut self,
                 cp: &$crate::store::CheckpointRow,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO audit_checkpoint (tree_size, root_hash, timestamp, key_id, note) \
                      VALUES ($1, $2, $3, $4, $5)",
                 )
@@ -63,7 +63,7 @@ macro_rules! impl_audit_trail_repo {
             async fn latest_audit_checkpoint(
                 &mut self,
             ) -> Result<Option<$crate::store::CheckpointRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT tree_size, root_hash, timestamp, key_id, note FROM audit_checkpoint \
                      ORDER BY tree_size DESC LIMIT 1",
                 )
@@ -77,7 +77,7 @@ macro_rules! impl_audit_trail_repo {
                 upto: i64,
                 limit: i64,
             ) -> Result<Vec<$crate::store::CheckpointRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT tree_size, root_hash, timestamp, key_id, note FROM audit_checkpoint \
                      WHERE tree_size > $1 AND tree_size <= $2 ORDER BY tree_size LIMIT $3",
                 )
@@ -94,7 +94,7 @@ macro_rules! impl_audit_trail_repo {
                 after: i64,
                 limit: i64,
             ) -> Result<Vec<$crate::store::AuditRow>, $crate::store::StoreError> {
-                let mut q = sqlx::QueryBuilder::new(
+                let mut q = $db::QueryBuilder::new(
                     "SELECT l.idx, l.ts, l.action, l.actor_kind, l.actor_id, l.organisation_id, \
                      l.usager_id, l.mandate_id, l.leaf_hash, p.canonical_event \
                      FROM audit_log l LEFT JOIN audit_payload p ON p.idx = l.idx WHERE l.idx > ",
@@ -110,7 +110,7 @@ macro_rules! impl_audit_trail_repo {
                 &mut self,
                 filter: &$crate::store::AuditFilter,
             ) -> Result<i64, $crate::store::StoreError> {
-                let mut q = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM audit_log l WHERE 1 = 1");
+                let mut q = $db::QueryBuilder::new("SELECT COUNT(*) FROM audit_log l WHERE 1 = 1");
                 audit_filter_sql!(q, filter);
                 Ok(q.build_query_scalar().fetch_one(&mut *self.0).await?)
             }
@@ -119,14 +119,14 @@ macro_rules! impl_audit_trail_repo {
                 &mut self,
                 now_unix: i64,
             ) -> Result<$crate::store::PruneSummary, $crate::store::StoreError> {
-                let (count, first, last): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+                let (count, first, last): (i64, Option<i64>, Option<i64>) = $db::query_as(
                     "SELECT COUNT(*), MIN(idx), MAX(idx) FROM audit_payload WHERE prune_after <= $1",
                 )
                 .bind(now_unix)
                 .fetch_one(&mut *self.0)
                 .await?;
                 if count > 0 {
-                    sqlx::query("DELETE FROM audit_payload WHERE prune_after <= $1")
+                    $db::query("DELETE FROM audit_payload WHERE prune_after <= $1")
                         .bind(now_unix)
                         .execute(&mut *self.0)
                         .await?;

@@ -6,14 +6,14 @@
 //! the other.
 
 macro_rules! impl_mandate_repos {
-    ($tx:ty) => {
+    ($tx:ty, $db:ident) => {
         #[async_trait::async_trait]
         impl $crate::store::MandateRepo for $tx {
             async fn insert_mandate(
                 &mut self,
                 r: &$crate::store::MandateRow,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO mandate (id, organisation_id, usager_id, created_by, duration, consent_channel, status, \
                      terms_hash, terms, terms_key_version, created_at, activated_at, expires_at, revoked_at, \
                      revoked_reason, ended_at, renews, resends) \
@@ -48,7 +48,7 @@ macro_rules! impl_mandate_repos {
                 demarches: &[String],
             ) -> Result<(), $crate::store::StoreError> {
                 for d in demarches {
-                    sqlx::query("INSERT INTO mandate_demarche (mandate_id, demarche) VALUES ($1, $2)")
+                    $db::query("INSERT INTO mandate_demarche (mandate_id, demarche) VALUES ($1, $2)")
                         .bind(mandate)
                         .bind(d)
                         .execute(&mut *self.0)
@@ -61,7 +61,7 @@ macro_rules! impl_mandate_repos {
                 &mut self,
                 id: uuid::Uuid,
             ) -> Result<Option<$crate::store::MandateRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(concat!("SELECT ", $crate::store::mandates_sql::mandate_columns!(), " FROM mandate WHERE id = $1"))
+                Ok($db::query_as(concat!("SELECT ", $crate::store::mandates_sql::mandate_columns!(), " FROM mandate WHERE id = $1"))
                     .bind(id)
                     .fetch_optional(&mut *self.0)
                     .await?)
@@ -71,7 +71,7 @@ macro_rules! impl_mandate_repos {
                 &mut self,
                 mandate: uuid::Uuid,
             ) -> Result<Vec<$crate::store::MandateDemarcheRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT mandate_id, demarche, revoked_at, revoked_reason FROM mandate_demarche \
                      WHERE mandate_id = $1 ORDER BY demarche",
                 )
@@ -87,7 +87,7 @@ macro_rules! impl_mandate_repos {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut q = sqlx::QueryBuilder::new(
+                let mut q = $db::QueryBuilder::new(
                     "SELECT mandate_id, demarche, revoked_at, revoked_reason FROM mandate_demarche WHERE mandate_id IN (",
                 );
                 let mut sep = q.separated(", ");
@@ -102,7 +102,7 @@ macro_rules! impl_mandate_repos {
                 &mut self,
                 f: &$crate::store::MandateFilter,
             ) -> Result<Vec<$crate::store::MandateRow>, $crate::store::StoreError> {
-                let mut q = sqlx::QueryBuilder::new(concat!(
+                let mut q = $db::QueryBuilder::new(concat!(
                     "SELECT ",
                     $crate::store::mandates_sql::mandate_columns!(),
                     " FROM mandate WHERE organisation_id = "
@@ -144,7 +144,7 @@ macro_rules! impl_mandate_repos {
                 activated_at: chrono::DateTime<chrono::Utc>,
                 expires_at: chrono::DateTime<chrono::Utc>,
             ) -> Result<bool, $crate::store::StoreError> {
-                let r = sqlx::query(
+                let r = $db::query(
                     "UPDATE mandate SET status = 'active', activated_at = $2, expires_at = $3 \
                      WHERE id = $1 AND status = 'pending_consent'",
                 )
@@ -165,7 +165,7 @@ macro_rules! impl_mandate_repos {
                 reason: Option<&str>,
             ) -> Result<bool, $crate::store::StoreError> {
                 let revoked = to == "revoked";
-                let r = sqlx::query(
+                let r = $db::query(
                     "UPDATE mandate SET status = $3, ended_at = $4, \
                      revoked_at = CASE WHEN $5 THEN $4 ELSE revoked_at END, \
                      revoked_reason = CASE WHEN $5 THEN $6 ELSE revoked_reason END \
@@ -191,7 +191,7 @@ macro_rules! impl_mandate_repos {
             ) -> Result<u64, $crate::store::StoreError> {
                 let mut n = 0;
                 for d in demarches {
-                    n += sqlx::query(
+                    n += $db::query(
                         "UPDATE mandate_demarche SET revoked_at = $3, revoked_reason = $4 \
                          WHERE mandate_id = $1 AND demarche = $2 AND revoked_at IS NULL",
                     )
@@ -212,7 +212,7 @@ macro_rules! impl_mandate_repos {
                 usager: uuid::Uuid,
                 except: uuid::Uuid,
             ) -> Result<Vec<(uuid::Uuid, String)>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT m.id, d.demarche FROM mandate m JOIN mandate_demarche d ON d.mandate_id = m.id \
                      WHERE m.organisation_id = $1 AND m.usager_id = $2 AND m.status = 'active' AND m.id <> $3 \
                      AND d.revoked_at IS NULL ORDER BY m.id, d.demarche",
@@ -229,7 +229,7 @@ macro_rules! impl_mandate_repos {
                 now: chrono::DateTime<chrono::Utc>,
                 limit: i64,
             ) -> Result<Vec<$crate::store::MandateRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(concat!(
+                Ok($db::query_as(concat!(
                     "SELECT ",
                     $crate::store::mandates_sql::mandate_columns!(),
                     " FROM mandate WHERE status = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2"
@@ -247,7 +247,7 @@ macro_rules! impl_mandate_repos {
                 demarche: &str,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<Option<$crate::store::MandateRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT m.id, m.organisation_id, m.usager_id, m.created_by, m.duration, m.consent_channel, \
                      m.status, m.terms_hash, m.terms, m.terms_key_version, m.created_at, m.activated_at, \
                      m.expires_at, m.revoked_at, m.revoked_reason, m.ended_at, m.renews, m.resends \
@@ -268,7 +268,7 @@ macro_rules! impl_mandate_repos {
                 &mut self,
                 usager: uuid::Uuid,
             ) -> Result<Vec<$crate::store::MandateRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(concat!(
+                Ok($db::query_as(concat!(
                     "SELECT ",
                     $crate::store::mandates_sql::mandate_columns!(),
                     " FROM mandate WHERE usager_id = $1 ORDER BY id"
@@ -283,7 +283,7 @@ macro_rules! impl_mandate_repos {
                 id: uuid::Uuid,
                 max: i64,
             ) -> Result<bool, $crate::store::StoreError> {
-                let r = sqlx::query(
+                let r = $db::query(
                     "UPDATE mandate SET resends = resends + 1 WHERE id = $1 AND resends < $2 \
                      AND status = 'pending_consent'",
                 )
@@ -301,7 +301,7 @@ macro_rules! impl_mandate_repos {
                 &mut self,
                 r: &$crate::store::ChallengeRow,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO consent_challenge (id, mandate_id, channel, terms_hash, code_mac, code_key_version, \
                      code_sealed, sent_to, status, attempts, created_at, expires_at, closed_at, phone_mac) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -329,7 +329,7 @@ macro_rules! impl_mandate_repos {
                 &mut self,
                 id: uuid::Uuid,
             ) -> Result<Option<$crate::store::ChallengeRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(concat!("SELECT ", $crate::store::mandates_sql::challenge_columns!(), " FROM consent_challenge WHERE id = $1"))
+                Ok($db::query_as(concat!("SELECT ", $crate::store::mandates_sql::challenge_columns!(), " FROM consent_challenge WHERE id = $1"))
                     .bind(id)
                     .fetch_optional(&mut *self.0)
                     .await?)
@@ -339,7 +339,7 @@ macro_rules! impl_mandate_repos {
                 &mut self,
                 mandate: uuid::Uuid,
             ) -> Result<Option<$crate::store::ChallengeRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(concat!(
+                Ok($db::query_as(concat!(
                     "SELECT ",
                     $crate::store::mandates_sql::challenge_columns!(),
                     " FROM consent_challenge WHERE mandate_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
@@ -356,7 +356,7 @@ macro_rules! impl_mandate_repos {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut q = sqlx::QueryBuilder::new(concat!(
+                let mut q = $db::QueryBuilder::new(concat!(
                     "SELECT ",
                     $crate::store::mandates_sql::challenge_columns!(),
                     " FROM consent_challenge WHERE mandate_id IN ("
@@ -373,7 +373,7 @@ macro_rules! impl_mandate_repos {
                 &mut self,
                 phone_mac: &[u8],
             ) -> Result<Option<$crate::store::ChallengeRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(concat!(
+                Ok($db::query_as(concat!(
                     "SELECT ",
                     $crate::store::mandates_sql::challenge_columns!(),
                     " FROM consent_challenge WHERE phone_mac = $1 AND status = 'open' AND channel = 'sms' \
@@ -389,7 +389,7 @@ macro_rules! impl_mandate_repos {
                 signature: &[u8],
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<bool, $crate::store::StoreError> {
-                let r = sqlx::query(
+                let r = $db::query(
                     "INSERT INTO sms_inbound_seen (signature, seen_at) VALUES ($1, $2) \
                      ON CONFLICT (signature) DO NOTHING",
                 )
@@ -404,7 +404,7 @@ macro_rules! impl_mandate_repos {
                 &mut self,
                 before: chrono::DateTime<chrono::Utc>,
             ) -> Result<u64, $crate::store::StoreError> {
-                Ok(sqlx::query("DELETE FROM sms_inbound_seen WHERE seen_at < $1")
+                Ok($db::query("DELETE FROM sms_inbound_seen WHERE seen_at < $1")
                     .bind(before)
                     .execute(&mut *self.0)
                     .await?
@@ -415,7 +415,7 @@ macro_rules! impl_mandate_repos {
                 &mut self,
                 id: uuid::Uuid,
             ) -> Result<Option<i64>, $crate::store::StoreError> {
-                Ok(sqlx::query_scalar(
+                Ok($db::query_scalar(
                     "UPDATE consent_challenge SET attempts = attempts + 1 WHERE id = $1 AND status = 'open' \
                      RETURNING attempts",
                 )
@@ -430,7 +430,7 @@ macro_rules! impl_mandate_repos {
                 to: &str,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<bool, $crate::store::StoreError> {
-                let r = sqlx::query(
+                let r = $db::query(
                     "UPDATE consent_challenge SET status = $2, closed_at = $3, code_sealed = NULL \
                      WHERE id = $1 AND status = 'open'",
                 )
@@ -447,7 +447,7 @@ macro_rules! impl_mandate_repos {
                 now: chrono::DateTime<chrono::Utc>,
                 limit: i64,
             ) -> Result<Vec<(uuid::Uuid, uuid::Uuid)>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT id, mandate_id FROM consent_challenge WHERE status = 'open' AND expires_at <= $1 \
                      ORDER BY expires_at LIMIT $2",
                 )
@@ -458,7 +458,7 @@ macro_rules! impl_mandate_repos {
             }
         }
 
-        $crate::store::usagers_sql::impl_usager_repos!($tx);
+        $crate::store::usagers_sql::impl_usager_repos!($tx, $db);
     };
 }
 

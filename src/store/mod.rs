@@ -10,6 +10,7 @@ mod accounts;
 mod accounts_sql;
 mod audit_trail;
 mod audit_trail_sql;
+mod lite;
 mod mandates;
 pub(crate) mod mandates_sql;
 mod postgres;
@@ -35,7 +36,7 @@ use crate::config::DatabaseUrl;
 pub enum StoreError {
     /// The database cannot be reached or did not answer in time.
     #[error("database unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
     /// A unique constraint was violated (the name of the constraint or index).
     #[error("conflict on {0}")]
     Conflict(String),
@@ -43,7 +44,7 @@ pub enum StoreError {
     #[error("corrupt data in {0}")]
     Corrupt(&'static str),
     #[error("database error")]
-    Db(#[source] sqlx::Error),
+    Db(#[source] BoxError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -54,7 +55,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::Io(_)
             | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_) => Self::Unavailable(e),
+            | sqlx::Error::Tls(_) => Self::Unavailable(Box::new(e)),
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 let name = db
                     .constraint()
@@ -62,10 +63,42 @@ impl From<sqlx::Error> for StoreError {
                     .unwrap_or_else(|| db.message().to_owned());
                 Self::Conflict(name)
             }
-            _ => Self::Db(e),
+            _ => Self::Db(Box::new(e)),
         }
     }
 }
+
+impl From<lite::Error> for StoreError {
+    fn from(e: lite::Error) -> Self {
+        use rusqlite::ffi;
+        match &e {
+            lite::Error::Sqlite(rusqlite::Error::SqliteFailure(f, msg)) => match f.extended_code {
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    Self::Conflict(msg.clone().unwrap_or_else(|| f.to_string()))
+                }
+                _ if matches!(
+                    f.code,
+                    ffi::ErrorCode::DatabaseBusy
+                        | ffi::ErrorCode::DatabaseLocked
+                        | ffi::ErrorCode::CannotOpen
+                ) =>
+                {
+                    Self::Unavailable(Box::new(e))
+                }
+                _ => Self::Db(Box::new(e)),
+            },
+            _ => Self::Db(Box::new(e)),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        lite::Error::Sqlite(e).into()
+    }
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -35,7 +35,7 @@ impl PgStore {
             .acquire_timeout(timeout)
             .connect(url.expose_secret())
             .await
-            .map_err(StoreError::Unavailable)?;
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(Self { pool })
     }
 
@@ -46,10 +46,10 @@ impl PgStore {
 
 pub struct PgTx(Transaction<'static, Postgres>);
 
-impl_shared_repos!(PgTx);
-impl_audit_trail_repo!(PgTx);
-impl_account_repo!(PgTx);
-impl_mandate_repos!(PgTx);
+impl_shared_repos!(PgTx, sqlx);
+impl_audit_trail_repo!(PgTx, sqlx);
+impl_account_repo!(PgTx, sqlx);
+impl_mandate_repos!(PgTx, sqlx);
 
 #[async_trait]
 impl Tx for PgTx {

@@ -3,14 +3,14 @@
 //! type-checked against that backend's driver.
 
 macro_rules! impl_shared_repos {
-    ($tx:ty) => {
+    ($tx:ty, $db:ident) => {
         #[async_trait::async_trait]
         impl $crate::store::OrgRepo for $tx {
             async fn insert_organisation(
                 &mut self,
                 org: &$crate::store::OrganisationRow,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO organisation (id, name, address, siret, allowed_demarches, active, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
@@ -30,7 +30,7 @@ macro_rules! impl_shared_repos {
                 &mut self,
                 id: uuid::Uuid,
             ) -> Result<Option<$crate::store::OrganisationRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT id, name, address, siret, allowed_demarches, active, created_at \
                      FROM organisation WHERE id = $1",
                 )
@@ -45,7 +45,7 @@ macro_rules! impl_shared_repos {
                 address: &str,
                 allowed_demarches: &str,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE organisation SET address = $1, allowed_demarches = $2 WHERE id = $3")
+                $db::query("UPDATE organisation SET address = $1, allowed_demarches = $2 WHERE id = $3")
                     .bind(address)
                     .bind(allowed_demarches)
                     .bind(id)
@@ -58,7 +58,7 @@ macro_rules! impl_shared_repos {
         #[async_trait::async_trait]
         impl $crate::store::AuditRepo for $tx {
             async fn enqueue_audit(&mut self, event_json: &str) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("INSERT INTO audit_queue (event) VALUES ($1)")
+                $db::query("INSERT INTO audit_queue (event) VALUES ($1)")
                     .bind(event_json)
                     .execute(&mut *self.0)
                     .await?;
@@ -69,14 +69,14 @@ macro_rules! impl_shared_repos {
                 &mut self,
                 limit: i64,
             ) -> Result<Vec<(i64, String)>, $crate::store::StoreError> {
-                Ok(sqlx::query_as("SELECT id, event FROM audit_queue ORDER BY id LIMIT $1")
+                Ok($db::query_as("SELECT id, event FROM audit_queue ORDER BY id LIMIT $1")
                     .bind(limit)
                     .fetch_all(&mut *self.0)
                     .await?)
             }
 
             async fn audit_head(&mut self) -> Result<(i64, Vec<u8>), $crate::store::StoreError> {
-                Ok(sqlx::query_as("SELECT next_index, chain_hash FROM audit_head WHERE id = 1")
+                Ok($db::query_as("SELECT next_index, chain_hash FROM audit_head WHERE id = 1")
                     .fetch_one(&mut *self.0)
                     .await?)
             }
@@ -87,7 +87,7 @@ macro_rules! impl_shared_repos {
             ) -> Result<(), $crate::store::StoreError> {
                 // Bounded batches keep the parameter count under both drivers' limits.
                 for chunk in entries.chunks(64) {
-                    let mut log = sqlx::QueryBuilder::new(
+                    let mut log = $db::QueryBuilder::new(
                         "INSERT INTO audit_log (idx, ts, action, actor_kind, actor_id, organisation_id, usager_id, mandate_id, leaf_hash, chain_hash) ",
                     );
                     log.push_values(chunk, |mut b, e| {
@@ -104,7 +104,7 @@ macro_rules! impl_shared_repos {
                     });
                     log.build().execute(&mut *self.0).await?;
                     let mut payload =
-                        sqlx::QueryBuilder::new("INSERT INTO audit_payload (idx, canonical_event, prune_after) ");
+                        $db::QueryBuilder::new("INSERT INTO audit_payload (idx, canonical_event, prune_after) ");
                     payload.push_values(chunk, |mut b, e| {
                         b.push_bind(e.idx).push_bind(&e.canonical).push_bind(e.prune_after);
                     });
@@ -115,7 +115,7 @@ macro_rules! impl_shared_repos {
 
             async fn delete_audit_queue(&mut self, ids: &[i64]) -> Result<(), $crate::store::StoreError> {
                 for chunk in ids.chunks(500) {
-                    let mut q = sqlx::QueryBuilder::new("DELETE FROM audit_queue WHERE id IN (");
+                    let mut q = $db::QueryBuilder::new("DELETE FROM audit_queue WHERE id IN (");
                     let mut sep = q.separated(", ");
                     for id in chunk {
                         sep.push_bind(*id);
@@ -131,7 +131,7 @@ macro_rules! impl_shared_repos {
                 next_index: i64,
                 chain_hash: &[u8],
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE audit_head SET next_index = $1, chain_hash = $2 WHERE id = 1")
+                $db::query("UPDATE audit_head SET next_index = $1, chain_hash = $2 WHERE id = 1")
                     .bind(next_index)
                     .bind(chain_hash)
                     .execute(&mut *self.0)
@@ -144,7 +144,7 @@ macro_rules! impl_shared_repos {
                 from: i64,
                 limit: i64,
             ) -> Result<Vec<$crate::store::StoredAuditEntry>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT l.idx, l.leaf_hash, l.chain_hash, p.canonical_event \
                      FROM audit_log l LEFT JOIN audit_payload p ON p.idx = l.idx \
                      WHERE l.idx >= $1 ORDER BY l.idx LIMIT $2",

@@ -2,34 +2,71 @@
 //! write transactions opened with `BEGIN IMMEDIATE` (one writer at a time, no upgrade
 //! deadlocks).
 
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use super::accounts_sql::impl_account_repo;
 use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
+use super::lite::{self, lite_row};
 use super::mandates_sql::impl_mandate_repos;
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
+/// How long a transaction waits for its turn (like `busy_timeout`).
+const WRITER_WAIT: Duration = Duration::from_secs(10);
+/// Prepared statements kept per connection (every query of the service fits).
+const STATEMENT_CACHE: usize = 512;
+
 pub struct SqliteStore {
-    pool: SqlitePool,
-    /// The database file (`None` in memory): the audit scan reads it directly.
-    file: Option<std::path::PathBuf>,
-    /// One writer at a time, queued in-process: waiting writers wait on this lock instead of
-    /// SQLite's busy handler (which sleeps in steps of milliseconds and ruins the tail latency).
-    writer: Arc<tokio::sync::Mutex<()>>,
+    file: PathBuf,
+    /// The one write connection. Writers queue on this lock in-process instead of in
+    /// SQLite's busy handler (which sleeps in steps of milliseconds and ruins tail latency).
+    writer: Arc<tokio::sync::Mutex<Connection>>,
+    readers: Arc<Readers>,
+    acquire_timeout: Duration,
 }
 
-/// How long a write transaction waits for its turn (like `busy_timeout`).
-const WRITER_WAIT: Duration = Duration::from_secs(10);
+/// Read connections, opened on demand up to the pool size and kept.
+struct Readers {
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+    file: PathBuf,
+}
+
+fn open(file: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(file).map_err(unavailable)?;
+    conn.busy_timeout(WRITER_WAIT).map_err(unavailable)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(unavailable)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the database was closed".into())
+}
+
+fn timed_out() -> StoreError {
+    StoreError::Unavailable("timed out waiting for a database connection".into())
+}
 
 impl SqliteStore {
     pub async fn connect(
@@ -37,53 +74,136 @@ impl SqliteStore {
         max_connections: u32,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            .pragma("temp_store", "memory");
-        let file = Some(opts.get_filename().to_path_buf())
-            .filter(|f| !f.as_os_str().is_empty() && f.as_os_str() != ":memory:");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
-            // A local file: no network to fail between uses, so no ping before each use.
-            .test_before_acquire(false)
-            .acquire_timeout(timeout)
-            .connect_with(opts)
-            .await
-            .map_err(StoreError::Unavailable)?;
+        let opts = SqliteConnectOptions::from_str(url)?;
+        let file = opts.get_filename().to_path_buf();
+        if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
+            return Err(StoreError::Unavailable(
+                "an in-memory SQLite database cannot be shared by connections; give a file".into(),
+            ));
+        }
+        let writer = open(&file)?;
         Ok(Self {
-            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            readers: Arc::new(Readers {
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(max_connections.max(1) as usize)),
+                file: file.clone(),
+            }),
             file,
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            acquire_timeout: timeout,
         })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    async fn writer(&self) -> Result<OwnedMutexGuard<Connection>, StoreError> {
+        if self.readers.permits.is_closed() {
+            return Err(closed());
+        }
+        tokio::time::timeout(WRITER_WAIT, self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| timed_out())
+    }
+
+    async fn reader(&self) -> Result<Reader, StoreError> {
+        let permit = tokio::time::timeout(
+            self.acquire_timeout,
+            self.readers.permits.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|_| closed())?;
+        let idle = self.readers.idle.lock().map(|mut v| v.pop()).ok().flatten();
+        let conn = match idle {
+            Some(c) => c,
+            None => open(&self.readers.file)?,
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            pool: self.readers.clone(),
+            _permit: permit,
+        })
+    }
+
+    fn begin_on(conn: Held, sql: &str) -> Result<Box<dyn Tx>, StoreError> {
+        conn.execute_batch(sql)?;
+        Ok(Box::new(SqliteTx(LiteTx { conn, open: true })))
     }
 }
 
-/// A transaction, and for write transactions the in-process writer lock (released after the
-/// commit or the rollback that dropping the transaction starts).
-pub struct SqliteTx(
-    Transaction<'static, Sqlite>,
-    Option<tokio::sync::OwnedMutexGuard<()>>,
-);
+/// A pooled read connection, given back when dropped.
+struct Reader {
+    conn: Option<Connection>,
+    pool: Arc<Readers>,
+    _permit: OwnedSemaphorePermit,
+}
 
-impl_shared_repos!(SqliteTx);
-impl_audit_trail_repo!(SqliteTx);
-impl_account_repo!(SqliteTx);
-impl_mandate_repos!(SqliteTx);
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let (Some(conn), Ok(mut idle)) = (self.conn.take(), self.pool.idle.lock()) {
+            idle.push(conn);
+        }
+    }
+}
+
+enum Held {
+    Writer(OwnedMutexGuard<Connection>),
+    Reader(Reader),
+}
+
+impl Deref for Held {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Self::Writer(c) => c,
+            // Present until dropped.
+            Self::Reader(r) => r.conn.as_ref().unwrap_or_else(|| unreachable!()),
+        }
+    }
+}
+
+/// An open transaction on one connection; rolled back when dropped uncommitted.
+pub struct LiteTx {
+    conn: Held,
+    open: bool,
+}
+
+impl Deref for LiteTx {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl DerefMut for LiteTx {
+    fn deref_mut(&mut self) -> &mut Connection {
+        match &mut self.conn {
+            Held::Writer(c) => c,
+            Held::Reader(r) => r.conn.as_mut().unwrap_or_else(|| unreachable!()),
+        }
+    }
+}
+
+impl Drop for LiteTx {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// A transaction: for write transactions the writer connection and its lock (released
+/// after the commit or the rollback of a drop).
+pub struct SqliteTx(LiteTx);
+
+impl_shared_repos!(SqliteTx, lite);
+impl_audit_trail_repo!(SqliteTx, lite);
+impl_account_repo!(SqliteTx, lite);
+impl_mandate_repos!(SqliteTx, lite);
 
 #[async_trait]
 impl Tx for SqliteTx {
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        let SqliteTx(tx, writer) = *self;
-        tx.commit().await?;
-        drop(writer);
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.0.conn.execute_batch("COMMIT")?;
+        self.0.open = false;
         Ok(())
     }
 }
@@ -95,17 +215,33 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&self.pool)
+        // Migrations through sqlx's migrator (its bookkeeping table is the same on both
+        // backends), on a short-lived pool; the service's connections hold no transaction.
+        let opts = SqliteConnectOptions::new()
+            .filename(&self.file)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(WRITER_WAIT)
+            .foreign_keys(true);
+        let _writer = self.writer().await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
             .await
-            .map_err(|e| StoreError::Other(e.into()))
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let done = MIGRATOR.run(&pool).await;
+        pool.close().await;
+        done.map_err(|e| StoreError::Other(e.into()))
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
+        let reader = self.reader().await?;
         let applied: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await?;
+            lite::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&Held::Reader(reader))
+                .await
+                .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         let expected = MIGRATOR.iter().map(|m| m.version).max();
         if applied == expected {
             Ok(())
@@ -115,35 +251,32 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
-        let writer = tokio::time::timeout(WRITER_WAIT, self.writer.clone().lock_owned())
-            .await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
-        Ok(Box::new(SqliteTx(
-            self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Some(writer),
-        )))
+        Self::begin_on(Held::Writer(self.writer().await?), "BEGIN IMMEDIATE")
     }
 
     async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError> {
-        Ok(Box::new(SqliteTx(self.pool.begin().await?, None)))
+        // Deferred: in WAL mode its snapshot never blocks the writer.
+        Self::begin_on(Held::Reader(self.reader().await?), "BEGIN")
     }
 
     async fn begin_sequencer(&self) -> Result<Box<dyn Tx>, StoreError> {
-        // BEGIN IMMEDIATE already excludes every other writer.
+        // The writer connection already excludes every other writer.
         self.begin().await
     }
 
     async fn begin_snapshot(&self) -> Result<Box<dyn Tx>, StoreError> {
-        // A deferred transaction: in WAL mode its snapshot never blocks the writer.
-        Ok(Box::new(SqliteTx(self.pool.begin().await?, None)))
+        self.begin_read().await
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.readers.permits.close();
+        if let Ok(mut idle) = self.readers.idle.lock() {
+            idle.clear();
+        }
     }
 
     fn has_audit_stream(&self) -> bool {
-        self.file.is_some()
+        true
     }
 
     async fn audit_stream(
@@ -153,10 +286,7 @@ impl Store for SqliteStore {
         page: i64,
         out: tokio::sync::mpsc::Sender<Result<Vec<super::StoredAuditEntry>, StoreError>>,
     ) -> Result<(), StoreError> {
-        let file = self
-            .file
-            .clone()
-            .ok_or(StoreError::Corrupt("in-memory database"))?;
+        let file = self.file.clone();
         tokio::task::spawn_blocking(move || {
             let mut scan = RawScan::open(&file)?;
             let mut from = start;
@@ -223,3 +353,169 @@ impl RawScan {
         rows.collect::<Result<Vec<_>, _>>().map_err(raw_err)
     }
 }
+
+// Rows read by column name, as sqlx's `FromRow` derive reads them on PostgreSQL.
+lite_row!(super::OrganisationRow {
+    id,
+    name,
+    address,
+    siret,
+    allowed_demarches,
+    active,
+    created_at
+});
+lite_row!(super::StoredAuditEntry {
+    idx,
+    leaf_hash,
+    chain_hash,
+    canonical_event
+});
+lite_row!(super::CheckpointRow {
+    tree_size,
+    root_hash,
+    timestamp,
+    key_id,
+    note
+});
+lite_row!(super::AuditRow {
+    idx,
+    ts,
+    action,
+    actor_kind,
+    actor_id,
+    organisation_id,
+    usager_id,
+    mandate_id,
+    leaf_hash,
+    canonical_event
+});
+lite_row!(super::AidantRow {
+    id,
+    email,
+    display_name,
+    password_hash,
+    active,
+    is_admin,
+    is_dpo,
+    current_organisation_id,
+    last_login_at,
+    failed_logins,
+    failed_window_start,
+    locked_until,
+    created_at
+});
+lite_row!(super::MembershipRow {
+    aidant_id,
+    organisation_id,
+    organisation_name,
+    role,
+    active
+});
+lite_row!(super::MemberListRow {
+    aidant_id,
+    email,
+    display_name,
+    role,
+    membership_active,
+    account_active,
+    last_login_at
+});
+lite_row!(super::TotpFactorRow {
+    id,
+    aidant_id,
+    organisation_id,
+    kind,
+    serial,
+    seed_sealed,
+    key_version,
+    step_secs,
+    last_used_step,
+    status,
+    created_at
+});
+lite_row!(super::SessionRow {
+    id_hash,
+    aidant_id,
+    created_at,
+    last_seen_at,
+    fresh_factor_at,
+    step_up_at
+});
+lite_row!(super::InvitationRow {
+    token_hash,
+    purpose,
+    aidant_id,
+    organisation_id,
+    expires_at,
+    used_at,
+    created_at
+});
+lite_row!(super::UsagerRow {
+    id,
+    created_at,
+    created_by,
+    created_by_org,
+    identity_check,
+    key_version,
+    wrapped_key,
+    given_name,
+    family_name,
+    birthdate,
+    birthplace,
+    phone,
+    email,
+    erased_at
+});
+lite_row!(super::MandateRow {
+    id,
+    organisation_id,
+    usager_id,
+    created_by,
+    duration,
+    consent_channel,
+    status,
+    terms_hash,
+    terms,
+    terms_key_version,
+    created_at,
+    activated_at,
+    expires_at,
+    revoked_at,
+    revoked_reason,
+    ended_at,
+    renews,
+    resends
+});
+lite_row!(super::MandateDemarcheRow {
+    mandate_id,
+    demarche,
+    revoked_at,
+    revoked_reason
+});
+lite_row!(super::ChallengeRow {
+    id,
+    mandate_id,
+    channel,
+    terms_hash,
+    code_mac,
+    code_key_version,
+    code_sealed,
+    sent_to,
+    phone_mac,
+    status,
+    attempts,
+    created_at,
+    expires_at,
+    closed_at
+});
+lite_row!(super::IdempotencyRow {
+    scope,
+    key,
+    request_mac,
+    status,
+    key_version,
+    wrapped_key,
+    body,
+    usager_id,
+    created_at
+});

@@ -2,14 +2,14 @@
 //! backends; instantiated through `impl_mandate_repos!`.
 
 macro_rules! impl_usager_repos {
-    ($tx:ty) => {
+    ($tx:ty, $db:ident) => {
         #[async_trait::async_trait]
         impl $crate::store::UsagerRepo for $tx {
             async fn insert_usager(
                 &mut self,
                 r: &$crate::store::UsagerRow,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO usager (id, created_at, created_by, created_by_org, identity_check, key_version, \
                      wrapped_key, given_name, family_name, birthdate, birthplace, phone, email, erased_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -37,7 +37,7 @@ macro_rules! impl_usager_repos {
                 &mut self,
                 id: uuid::Uuid,
             ) -> Result<Option<$crate::store::UsagerRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT id, created_at, created_by, created_by_org, identity_check, key_version, wrapped_key, \
                      given_name, family_name, birthdate, birthplace, phone, email, erased_at FROM usager WHERE id = $1",
                 )
@@ -52,7 +52,7 @@ macro_rules! impl_usager_repos {
                 usager: uuid::Uuid,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO usager_link (organisation_id, usager_id, created_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (organisation_id, usager_id) DO NOTHING",
                 )
@@ -68,7 +68,7 @@ macro_rules! impl_usager_repos {
                 &mut self,
                 usager: uuid::Uuid,
             ) -> Result<Vec<uuid::Uuid>, $crate::store::StoreError> {
-                Ok(sqlx::query_scalar(
+                Ok($db::query_scalar(
                     "SELECT organisation_id FROM usager_link WHERE usager_id = $1 ORDER BY organisation_id",
                 )
                 .bind(usager)
@@ -83,7 +83,7 @@ macro_rules! impl_usager_repos {
                 key_version: i64,
                 mac: &[u8],
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO usager_index (usager_id, kind, key_version, mac) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (usager_id, kind, key_version, mac) DO NOTHING",
                 )
@@ -102,7 +102,7 @@ macro_rules! impl_usager_repos {
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<bool, $crate::store::StoreError> {
                 let empty: Vec<u8> = Vec::new();
-                let r = sqlx::query(
+                let r = $db::query(
                     "UPDATE usager SET wrapped_key = NULL, given_name = $3, family_name = $3, birthdate = $3, \
                      birthplace = NULL, phone = NULL, email = NULL, erased_at = $2 \
                      WHERE id = $1 AND erased_at IS NULL",
@@ -112,7 +112,7 @@ macro_rules! impl_usager_repos {
                 .bind(&empty)
                 .execute(&mut *self.0)
                 .await?;
-                sqlx::query("DELETE FROM usager_index WHERE usager_id = $1")
+                $db::query("DELETE FROM usager_index WHERE usager_id = $1")
                     .bind(id)
                     .execute(&mut *self.0)
                     .await?;
@@ -126,7 +126,7 @@ macro_rules! impl_usager_repos {
                 birthdate_mac: Option<&[u8]>,
                 limit: i64,
             ) -> Result<Vec<uuid::Uuid>, $crate::store::StoreError> {
-                let mut q = sqlx::QueryBuilder::new(
+                let mut q = $db::QueryBuilder::new(
                     "SELECT l.usager_id FROM usager_link l JOIN usager u ON u.id = l.usager_id \
                      WHERE u.erased_at IS NULL AND l.organisation_id = ",
                 );
@@ -163,7 +163,7 @@ macro_rules! impl_usager_repos {
                 scope: &str,
                 key: &str,
             ) -> Result<Option<$crate::store::IdempotencyRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as(
+                Ok($db::query_as(
                     "SELECT scope, key, request_mac, status, key_version, wrapped_key, body, usager_id, created_at \
                      FROM idempotency_key WHERE scope = $1 AND key = $2",
                 )
@@ -177,7 +177,7 @@ macro_rules! impl_usager_repos {
                 &mut self,
                 r: &$crate::store::IdempotencyRow,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                $db::query(
                     "INSERT INTO idempotency_key (scope, key, request_mac, status, key_version, wrapped_key, body, usager_id, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
@@ -199,7 +199,7 @@ macro_rules! impl_usager_repos {
                 &mut self,
                 before: chrono::DateTime<chrono::Utc>,
             ) -> Result<u64, $crate::store::StoreError> {
-                Ok(sqlx::query("DELETE FROM idempotency_key WHERE created_at < $1")
+                Ok($db::query("DELETE FROM idempotency_key WHERE created_at < $1")
                     .bind(before)
                     .execute(&mut *self.0)
                     .await?
@@ -210,7 +210,7 @@ macro_rules! impl_usager_repos {
                 &mut self,
                 usager: uuid::Uuid,
             ) -> Result<u64, $crate::store::StoreError> {
-                Ok(sqlx::query("DELETE FROM idempotency_key WHERE usager_id = $1")
+                Ok($db::query("DELETE FROM idempotency_key WHERE usager_id = $1")
                     .bind(usager)
                     .execute(&mut *self.0)
                     .await?
