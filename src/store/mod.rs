@@ -154,6 +154,62 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// Cuts a stream of entries in index order into the pages of [`Store::audit_stream`]: one
+/// message per range `[start + k·page, start + (k+1)·page)` up to `end`, empty ones included.
+pub(crate) struct Pager {
+    start: i64,
+    to: i64,
+    end: i64,
+    page: i64,
+    rows: Vec<StoredAuditEntry>,
+    out: tokio::sync::mpsc::Sender<Result<Vec<StoredAuditEntry>, StoreError>>,
+}
+
+impl Pager {
+    pub(crate) fn new(
+        start: i64,
+        end: i64,
+        page: i64,
+        out: tokio::sync::mpsc::Sender<Result<Vec<StoredAuditEntry>, StoreError>>,
+    ) -> Self {
+        let page = page.max(1);
+        Self {
+            start,
+            to: (start + page).min(end),
+            end,
+            page,
+            rows: Vec::with_capacity(page as usize),
+            out,
+        }
+    }
+
+    /// Sends the full pages before `idx`; `false` when the receiver is gone.
+    async fn flush_before(&mut self, idx: i64) -> bool {
+        while idx >= self.to && self.to < self.end {
+            let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(self.page as usize));
+            if self.out.send(Ok(rows)).await.is_err() {
+                return false;
+            }
+            self.to = (self.to + self.page).min(self.end);
+        }
+        true
+    }
+
+    /// Adds one entry (in index order); `false` when the receiver is gone.
+    pub(crate) async fn push(&mut self, row: StoredAuditEntry) -> bool {
+        let ok = self.flush_before(row.idx).await;
+        self.rows.push(row);
+        ok
+    }
+
+    /// Sends the last page and the empty ones up to `end`.
+    pub(crate) async fn finish(mut self) {
+        if self.flush_before(self.end).await && self.to > self.start {
+            let _ = self.out.send(Ok(std::mem::take(&mut self.rows))).await;
+        }
+    }
+}
+
 /// One transaction. The repositories are supertraits so each area keeps its own file.
 #[async_trait]
 pub trait Tx:
@@ -220,4 +276,46 @@ pub async fn connect(
         }
         DatabaseUrl::Postgres(u) => Arc::new(PgStore::connect(u, max_connections, timeout).await?),
     })
+}
+
+#[cfg(test)]
+mod pager_tests {
+    use super::*;
+
+    fn entry(idx: i64) -> StoredAuditEntry {
+        StoredAuditEntry {
+            idx,
+            leaf_hash: vec![],
+            chain_hash: vec![],
+            canonical_event: None,
+        }
+    }
+
+    async fn pages(start: i64, end: i64, page: i64, idxs: &[i64]) -> Vec<Vec<i64>> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let mut pager = Pager::new(start, end, page, tx);
+        for &i in idxs {
+            assert!(pager.push(entry(i)).await);
+        }
+        pager.finish().await;
+        let mut out = Vec::new();
+        while let Some(p) = rx.recv().await {
+            out.push(p.unwrap().iter().map(|e| e.idx).collect());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn one_message_per_index_range_even_when_rows_are_missing() {
+        assert_eq!(
+            pages(0, 5, 2, &[0, 1, 2, 3, 4]).await,
+            vec![vec![0, 1], vec![2, 3], vec![4]]
+        );
+        // Missing rows leave their range short or empty, never shift later rows.
+        assert_eq!(
+            pages(0, 7, 2, &[0, 5]).await,
+            vec![vec![0], vec![], vec![5], vec![]]
+        );
+        assert_eq!(pages(3, 3, 2, &[]).await, Vec::<Vec<i64>>::new());
+    }
 }
