@@ -202,7 +202,9 @@ impl Checkpointer {
         let key = SigningKey::derive(&self.0.keyring, SIGNING_KEY_VERSION)
             .map_err(|e| CheckpointError::Key(e.to_string()))?;
 
-        let mut tx = self.0.store.begin_sequencer().await?;
+        // Verify the new entries in a read snapshot: writers and the sequencer go on; the
+        // lock is taken only to store the signed checkpoint.
+        let mut tx = self.0.store.begin_snapshot().await?;
         let (next, head_chain) = tx.audit_head().await?;
         let n = next as u64;
         let latest = tx.latest_audit_checkpoint().await?;
@@ -290,6 +292,13 @@ impl Checkpointer {
             key_id: hex::encode(key.public.key_id(&cp.origin)),
             note: note.clone(),
         };
+        drop(tx);
+        let mut tx = self.0.store.begin_sequencer().await?;
+        // Another instance may have signed meanwhile: sign only on top of what was checked.
+        let now_latest = tx.latest_audit_checkpoint().await?;
+        if now_latest.map(|c| c.tree_size) != latest.map(|c| c.tree_size) {
+            return Ok(None);
+        }
         tx.insert_audit_checkpoint(&row).await?;
         // Witness first: if the commit then fails, the witness holds a true root of the log.
         if let Some(path) = &self.0.settings.witness {

@@ -419,33 +419,11 @@ impl QueryBuilder {
         }
     }
 
-    /// `VALUES (…), (…)`: `push` is called once per item with a comma-separated list.
-    pub fn push_values<I, F>(&mut self, items: I, mut push: F) -> &mut Self
-    where
-        I: IntoIterator,
-        F: FnMut(Separated<'_, &'static str>, I::Item),
-    {
-        self.push("VALUES ");
-        for (i, item) in items.into_iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.push("(");
-            push(self.separated(", "), item);
-            self.push(")");
-        }
-        self
-    }
-
     fn stmt(&self) -> Stmt<'_> {
         Stmt {
             sql: Cow::Borrowed(&self.sql),
             args: self.args.clone(),
         }
-    }
-
-    pub fn build(&mut self) -> Query<'_> {
-        Query { stmt: self.stmt() }
     }
 
     pub fn build_query_as<O: FromRow>(&mut self) -> QueryAs<'_, O> {
@@ -544,16 +522,19 @@ mod tests {
     #[tokio::test]
     async fn builder_numbers_its_parameters() {
         let c = conn();
-        let mut q = QueryBuilder::new("INSERT INTO t (id, n) ");
-        q.push_values([1_i64, 2, 3], |mut b, n| {
-            b.push_bind(Uuid::new_v4()).push_bind(n);
-        });
-        assert_eq!(q.build().execute(&c).await.unwrap().rows_affected(), 3);
+        for n in 1..=3_i64 {
+            query("INSERT INTO t (id, n) VALUES ($1, $2)")
+                .bind(Uuid::new_v4())
+                .bind(n)
+                .execute(&c)
+                .await
+                .unwrap();
+        }
         let mut q = QueryBuilder::new("SELECT n FROM t WHERE n IN (");
         let mut sep = q.separated(", ");
         sep.push_bind(1_i64);
         sep.push_bind(3_i64);
-        q.push(") ORDER BY n");
+        q.push(") AND n > ").push_bind(0_i64).push(" ORDER BY n");
         let got: Vec<i64> = q.build_query_scalar().fetch_all(&c).await.unwrap();
         assert_eq!(got, vec![1, 3]);
     }

@@ -215,6 +215,7 @@ impl Pager {
 pub trait Tx:
     OrgRepo
     + AuditRepo
+    + AuditSequencerRepo
     + AuditTrailRepo
     + AccountRepo
     + UsagerRepo
@@ -249,8 +250,6 @@ pub trait AuditRepo {
     async fn audit_queue_batch(&mut self, limit: i64) -> Result<Vec<(i64, String)>, StoreError>;
     /// `(next index, chain hash of the last entry)`.
     async fn audit_head(&mut self) -> Result<(i64, Vec<u8>), StoreError>;
-    async fn insert_audit_entries(&mut self, entries: &[AuditEntry]) -> Result<(), StoreError>;
-    async fn delete_audit_queue(&mut self, ids: &[i64]) -> Result<(), StoreError>;
     async fn set_audit_head(
         &mut self,
         next_index: i64,
@@ -262,6 +261,16 @@ pub trait AuditRepo {
         from: i64,
         limit: i64,
     ) -> Result<Vec<StoredAuditEntry>, StoreError>;
+}
+
+/// The sequencer's writes, written per backend: PostgreSQL wants few round trips (multi-row
+/// statements), SQLite wants few distinct statements (one cached statement per row, no
+/// compilation of a new statement text for every batch size).
+#[async_trait]
+pub trait AuditSequencerRepo {
+    async fn insert_audit_entries(&mut self, entries: &[AuditEntry]) -> Result<(), StoreError>;
+    /// Removes the sequenced queue rows: `ids` is a batch of the smallest queue ids.
+    async fn delete_audit_queue(&mut self, ids: &[i64]) -> Result<(), StoreError>;
 }
 
 /// Opens the store the URL names, waiting at most `timeout` for the first connection.

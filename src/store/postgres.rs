@@ -52,6 +52,57 @@ impl_account_repo!(PgTx, sqlx);
 impl_mandate_repos!(PgTx, sqlx);
 
 #[async_trait]
+impl super::AuditSequencerRepo for PgTx {
+    async fn insert_audit_entries(
+        &mut self,
+        entries: &[super::AuditEntry],
+    ) -> Result<(), super::StoreError> {
+        // Bounded batches keep the parameter count under both drivers' limits.
+        for chunk in entries.chunks(64) {
+            let mut log = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_log (idx, ts, action, actor_kind, actor_id, organisation_id, usager_id, mandate_id, leaf_hash, chain_hash) ",
+            );
+            log.push_values(chunk, |mut b, e| {
+                b.push_bind(e.idx)
+                    .push_bind(&e.ts)
+                    .push_bind(&e.action)
+                    .push_bind(&e.actor_kind)
+                    .push_bind(&e.actor_id)
+                    .push_bind(&e.organisation)
+                    .push_bind(&e.usager)
+                    .push_bind(&e.mandate)
+                    .push_bind(&e.leaf_hash)
+                    .push_bind(&e.chain_hash);
+            });
+            log.build().execute(&mut *self.0).await?;
+            let mut payload = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_payload (idx, canonical_event, prune_after) ",
+            );
+            payload.push_values(chunk, |mut b, e| {
+                b.push_bind(e.idx)
+                    .push_bind(&e.canonical)
+                    .push_bind(e.prune_after);
+            });
+            payload.build().execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_audit_queue(&mut self, ids: &[i64]) -> Result<(), super::StoreError> {
+        for chunk in ids.chunks(500) {
+            let mut q = sqlx::QueryBuilder::new("DELETE FROM audit_queue WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl Tx for PgTx {
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.0.commit().await?;

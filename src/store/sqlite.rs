@@ -27,9 +27,16 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 const WRITER_WAIT: Duration = Duration::from_secs(10);
 /// Prepared statements kept per connection (every query of the service fits).
 const STATEMENT_CACHE: usize = 512;
+/// How often the background thread copies the WAL back into the database file.
+const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// The writer checkpoints by itself only past this many WAL pages (~64 MB): a safety net in
+/// case the background thread falls behind, not the normal path.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 
 pub struct SqliteStore {
     file: PathBuf,
+    /// Set when the store closes or drops: stops the WAL checkpoint thread.
+    closed: Arc<std::sync::atomic::AtomicBool>,
     /// The one write connection. Writers queue on this lock in-process instead of in
     /// SQLite's busy handler (which sleeps in steps of milliseconds and ruins tail latency).
     writer: Arc<tokio::sync::Mutex<Connection>>,
@@ -54,6 +61,36 @@ fn open(file: &Path) -> Result<Connection, StoreError> {
     .map_err(unavailable)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
+}
+
+/// Copies committed WAL frames into the database file (a passive checkpoint, which never
+/// waits for readers or the writer) from a thread of its own, so that commits only append
+/// to the WAL and never pay for the copy and its `fsync`. With `synchronous = NORMAL` this
+/// is where the durability sync happens, as SQLite does it on its own, only elsewhere.
+fn spawn_wal_checkpointer(file: PathBuf, closed: Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::Ordering;
+    let run = move || {
+        let Ok(conn) = open(&file) else { return };
+        while !closed.load(Ordering::Relaxed) {
+            std::thread::sleep(WAL_CHECKPOINT_EVERY);
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "sqlite WAL checkpoint failed");
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("sqlite-wal-checkpoint".into())
+        .spawn(run)
+    {
+        tracing::warn!(error = %e, "cannot start the sqlite WAL checkpoint thread");
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -82,7 +119,13 @@ impl SqliteStore {
             ));
         }
         let writer = open(&file)?;
+        writer
+            .pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+            .map_err(unavailable)?;
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        spawn_wal_checkpointer(file.clone(), closed.clone());
         Ok(Self {
+            closed,
             writer: Arc::new(tokio::sync::Mutex::new(writer)),
             readers: Arc::new(Readers {
                 idle: Mutex::new(Vec::new()),
@@ -124,7 +167,7 @@ impl SqliteStore {
     }
 
     fn begin_on(conn: Held, sql: &str) -> Result<Box<dyn Tx>, StoreError> {
-        conn.execute_batch(sql)?;
+        conn.prepare_cached(sql)?.execute([])?;
         Ok(Box::new(SqliteTx(LiteTx { conn, open: true })))
     }
 }
@@ -200,9 +243,58 @@ impl_account_repo!(SqliteTx, lite);
 impl_mandate_repos!(SqliteTx, lite);
 
 #[async_trait]
+impl super::AuditSequencerRepo for SqliteTx {
+    async fn insert_audit_entries(
+        &mut self,
+        entries: &[super::AuditEntry],
+    ) -> Result<(), StoreError> {
+        for e in entries {
+            lite::query(
+                "INSERT INTO audit_log (idx, ts, action, actor_kind, actor_id, organisation_id, \
+                 usager_id, mandate_id, leaf_hash, chain_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(e.idx)
+            .bind(&e.ts)
+            .bind(&e.action)
+            .bind(&e.actor_kind)
+            .bind(&e.actor_id)
+            .bind(&e.organisation)
+            .bind(&e.usager)
+            .bind(&e.mandate)
+            .bind(&e.leaf_hash)
+            .bind(&e.chain_hash)
+            .execute(&self.0)
+            .await?;
+            lite::query(
+                "INSERT INTO audit_payload (idx, canonical_event, prune_after) VALUES ($1, $2, $3)",
+            )
+            .bind(e.idx)
+            .bind(&e.canonical)
+            .bind(e.prune_after)
+            .execute(&self.0)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_audit_queue(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        // One writer at a time: no other transaction can hold an uncommitted queue row, so
+        // the batch of the smallest ids is exactly every id up to its largest.
+        if let Some(last) = ids.iter().max() {
+            lite::query("DELETE FROM audit_queue WHERE id <= $1")
+                .bind(*last)
+                .execute(&self.0)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl Tx for SqliteTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.0.conn.execute_batch("COMMIT")?;
+        self.0.conn.prepare_cached("COMMIT")?.execute([])?;
         self.0.open = false;
         Ok(())
     }
@@ -269,6 +361,8 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.readers.permits.close();
         if let Ok(mut idle) = self.readers.idle.lock() {
             idle.clear();
