@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::audit::checkpointer::{CheckpointSettings, Checkpointer};
 use crate::audit::sequencer::Sequencer;
+use crate::audit::witness::{Backoff, HttpWitness};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{Keyring, MasterKey};
@@ -30,6 +31,8 @@ pub struct AppState {
     pub limits: Arc<crate::http::ratelimit::RateLimits>,
     pub sms: Arc<dyn crate::sms::SmsSender>,
     pub code_failures: Arc<crate::http::code_failures::CodeFailures>,
+    /// The retention periods, read once from `MANDAT_RETENTION_FILE`.
+    pub retention: Arc<crate::service::retention::RetentionPolicy>,
 }
 
 /// Why start-up failed; `main` maps each kind to its exit code.
@@ -117,6 +120,24 @@ impl AppState {
         let keyring = Arc::new(load_keyring(&config)?);
         let authz = crate::authz::Authz::load()
             .map_err(|e| StartError::Config(format!("policies: {e}")))?;
+        let retention = crate::service::retention::RetentionPolicy::load(&config.retention_file)
+            .map_err(|m| StartError::Config(format!("MANDAT_RETENTION_FILE: {m}")))?;
+        let http_witness = match &config.checkpoint_witness_url {
+            Some(url) => Some(
+                HttpWitness::new(
+                    url,
+                    config.checkpoint_witness_token.clone(),
+                    Backoff::default(),
+                )
+                .map_err(|e| {
+                    StartError::Config(format!(
+                        "MANDAT_CHECKPOINT_WITNESS_URL: cannot build an HTTP client: {}",
+                        e.without_url()
+                    ))
+                })?,
+            ),
+            None => None,
+        };
         let store = open_store(&config, migrate).await?;
         let checkpoints = Checkpointer::new(
             store.clone(),
@@ -125,6 +146,7 @@ impl AppState {
             CheckpointSettings {
                 origin: config.checkpoint_origin.clone(),
                 witness: config.checkpoint_witness.clone(),
+                http_witness,
                 every_events: config.checkpoint_every_events.max(1),
                 interval: Duration::from_millis(config.checkpoint_interval_ms),
             },
@@ -135,6 +157,7 @@ impl AppState {
             limits: Arc::new(crate::http::ratelimit::RateLimits::default()),
             sms: crate::sms::from_config(&config.sms),
             code_failures: Arc::default(),
+            retention: Arc::new(retention),
             config: Arc::new(config),
             sequencer: Sequencer::new(store.clone()),
             store,
@@ -185,6 +208,17 @@ impl App {
             self.state.clone(),
             stop_rx.clone(),
         ));
+        let retention = tokio::spawn(crate::service::retention::run_scheduled(
+            self.state.clone(),
+            crate::service::retention::Schedule::every(self.state.config.retention_interval),
+            stop_rx.clone(),
+        ));
+        let witness = self
+            .state
+            .checkpoints
+            .http_witness()
+            .cloned()
+            .map(|w| tokio::spawn(w.run(stop_rx.clone())));
         let jobs = tokio::spawn(self.state.sequencer.clone().run(stop_rx.clone()));
         let checkpoints = tokio::spawn(self.state.checkpoints.clone().run(stop_rx));
         let router = crate::http::router(self.state.clone());
@@ -198,6 +232,10 @@ impl App {
         let _ = jobs.await;
         let _ = checkpoints.await;
         let _ = expiry.await;
+        let _ = retention.await;
+        if let Some(w) = witness {
+            let _ = w.await;
+        }
         self.state.store.close().await;
         Ok(())
     }

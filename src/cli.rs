@@ -43,8 +43,33 @@ pub enum Command {
     /// Verify or export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Rotate keys: a new version for new signatures; older ones kept for verification.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Apply the retention policy (MANDAT_RETENTION_FILE).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Run a benchmark scenario (see bench/README.md).
     Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a key version; prints {"purpose","version","key_id"}. Only `audit` in this version.
+    Rotate {
+        #[arg(value_parser = ["vault", "audit", "oidc", "index"])]
+        purpose: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Apply the policy now (also runs hourly inside `serve`); prints what was removed.
+    Run {
+        /// Report what would be removed and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +150,8 @@ pub async fn run(cli: Cli, config: Config) -> Result<ExitCode, StartError> {
             Ok(0)
         }
         Command::Audit(cmd) => crate::cli_audit::run(cmd, config).await,
+        Command::Keys(cmd) => crate::cli_ops::keys(cmd, config).await,
+        Command::Retention(cmd) => crate::cli_ops::retention(cmd, config).await,
         Command::Bench(args) => crate::bench::run(args, config).await,
         Command::User(UserCommand::Create(args)) => user_create(config, args).await,
         Command::Org(OrgCommand::Create(args)) => {

@@ -126,8 +126,14 @@ pub struct Config {
     pub log: String,
     pub log_format: LogFormat,
     pub retention_file: PathBuf,
+    /// How often `serve` applies the retention policy.
+    pub retention_interval: std::time::Duration,
     pub request_timeout_secs: u64,
     pub checkpoint_witness: Option<PathBuf>,
+    /// HTTP witness: each checkpoint is POSTed there (background, in order, retried).
+    pub checkpoint_witness_url: Option<String>,
+    /// Bearer token sent to the HTTP witness, if any.
+    pub checkpoint_witness_token: Option<SecretString>,
     pub checkpoint_origin: String,
     pub checkpoint_every_events: u64,
     pub checkpoint_interval_ms: u64,
@@ -159,8 +165,12 @@ struct Raw {
     log: Option<String>,
     log_format: Option<String>,
     retention_file: Option<String>,
+    retention_interval_secs: Option<String>,
     request_timeout_secs: Option<String>,
     checkpoint_witness: Option<String>,
+    checkpoint_witness_url: Option<String>,
+    checkpoint_witness_token: Option<String>,
+    checkpoint_witness_token_file: Option<String>,
     audit_origin: Option<String>,
     checkpoint_every_events: Option<String>,
     checkpoint_interval_ms: Option<String>,
@@ -188,8 +198,12 @@ const KNOWN: &[&str] = &[
     "log",
     "log_format",
     "retention_file",
+    "retention_interval_secs",
     "request_timeout_secs",
     "checkpoint_witness",
+    "checkpoint_witness_url",
+    "checkpoint_witness_token",
+    "checkpoint_witness_token_file",
     "audit_origin",
     "checkpoint_every_events",
     "checkpoint_interval_ms",
@@ -385,6 +399,13 @@ impl Config {
             raw.retention_file
                 .unwrap_or_else(|| "policies/retention.toml".into()),
         );
+        let retention_interval = std::time::Duration::from_secs(parse_num(
+            raw.retention_interval_secs.as_deref(),
+            "retention_interval_secs",
+            3600,
+            60,
+            7 * 86_400,
+        )?);
         let request_timeout_secs = parse_num(
             raw.request_timeout_secs.as_deref(),
             "request_timeout_secs",
@@ -421,6 +442,35 @@ impl Config {
                 "must be non-empty, without spaces or '+'",
             ));
         }
+        let checkpoint_witness_url = match raw.checkpoint_witness_url {
+            None => None,
+            Some(u) if u.trim().is_empty() => None,
+            Some(u) => {
+                let u = u.trim().to_owned();
+                if !(u.starts_with("https://") || u.starts_with("http://"))
+                    || u.contains(char::is_whitespace)
+                    || reqwest::Url::parse(&u).is_err()
+                {
+                    // The URL may carry a token: never echo it.
+                    return Err(ConfigError::new(
+                        "MANDAT_CHECKPOINT_WITNESS_URL",
+                        "expected an absolute http:// or https:// URL",
+                    ));
+                }
+                Some(u)
+            }
+        };
+        let checkpoint_witness_token = secret(
+            raw.checkpoint_witness_token,
+            raw.checkpoint_witness_token_file,
+            "checkpoint_witness_token",
+        )?;
+        if checkpoint_witness_token.is_some() && checkpoint_witness_url.is_none() {
+            return Err(ConfigError::new(
+                "MANDAT_CHECKPOINT_WITNESS_TOKEN",
+                "given without MANDAT_CHECKPOINT_WITNESS_URL",
+            ));
+        }
         let publish_checkpoints =
             parse_bool(raw.publish_checkpoints.as_deref(), "publish_checkpoints")?;
         let metrics_addr = match raw.metrics_addr {
@@ -446,8 +496,11 @@ impl Config {
             log,
             log_format,
             retention_file,
+            retention_interval,
             request_timeout_secs,
             checkpoint_witness: raw.checkpoint_witness.map(PathBuf::from),
+            checkpoint_witness_url,
+            checkpoint_witness_token,
             checkpoint_origin,
             checkpoint_every_events,
             checkpoint_interval_ms,
@@ -477,8 +530,11 @@ impl Config {
             log: "warn".into(),
             log_format: LogFormat::Text,
             retention_file: PathBuf::from("policies/retention.toml"),
+            retention_interval: std::time::Duration::from_secs(3600),
             request_timeout_secs: 30,
             checkpoint_witness: Some(dir.join("witness.jsonl")),
+            checkpoint_witness_url: None,
+            checkpoint_witness_token: None,
             checkpoint_origin: "mandat.test/audit".into(),
             checkpoint_every_events: 1000,
             checkpoint_interval_ms: 1000,
@@ -615,6 +671,32 @@ mod tests {
                 .var,
             "lisen"
         );
+    }
+
+    #[test]
+    fn witness_url_is_validated_without_echoing_it() {
+        let c = Config::from_sources(
+            None,
+            &env(&[(
+                "MANDAT_CHECKPOINT_WITNESS_URL",
+                "https://witness.example/cp",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.checkpoint_witness_url.as_deref(),
+            Some("https://witness.example/cp")
+        );
+        let e = Config::from_sources(
+            None,
+            &env(&[("MANDAT_CHECKPOINT_WITNESS_URL", "ftp://s3cr3t@host")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.var, "MANDAT_CHECKPOINT_WITNESS_URL");
+        assert!(!e.to_string().contains("s3cr3t"));
+        let e = Config::from_sources(None, &env(&[("MANDAT_CHECKPOINT_WITNESS_TOKEN", "t")]))
+            .unwrap_err();
+        assert_eq!(e.var, "MANDAT_CHECKPOINT_WITNESS_TOKEN");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod authz;
 pub mod bench;
 pub mod cli;
 pub mod cli_audit;
+pub mod cli_ops;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -126,10 +126,11 @@ impl SigningKey {
     }
 }
 
-/// The public keys able to have signed checkpoints (every version up to `current`).
-pub fn public_keys(keyring: &Keyring, current: u32) -> Vec<PublicKey> {
-    (1..=current.max(1))
-        .filter_map(|v| SigningKey::derive(keyring, v).ok().map(|k| k.public))
+/// The public keys of these versions of the checkpoint-signing key.
+pub fn public_keys(keyring: &Keyring, versions: &[u32]) -> Vec<PublicKey> {
+    versions
+        .iter()
+        .filter_map(|&v| SigningKey::derive(keyring, v).ok().map(|k| k.public))
         .collect()
 }
 

@@ -9,6 +9,14 @@
 //! that the new entries extend it (leaf and chain recomputed) before signing the extended
 //! root. Any failure is latched: no more signatures, `/readyz` answers 503, the first bad
 //! index is logged, until an operator restarts the service after investigating.
+//!
+//! Keys: the signing key is the newest version of the audit-signing key recorded in
+//! `key_version` (version 1 when none is), read in the writer's transaction before each
+//! signature, so a running server signs with a rotated key from its next checkpoint on.
+//! Verification accepts every recorded version.
+//!
+//! Sinks: each signed checkpoint is logged (one info line), appended to the witness file and
+//! queued for the HTTP witness when configured (see [`super::witness`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,22 +27,40 @@ use super::checkpoint::{
 };
 use super::merkle::{Hash, RootBuilder, chain_hash, leaf_hash};
 use super::verify::{self, PAGE};
+use super::witness::HttpWitness;
 use crate::clock::Clock;
-use crate::crypto::Keyring;
-use crate::store::{CheckpointRow, Store, StoreError};
+use crate::crypto::{Keyring, Purpose};
+use crate::store::{CheckpointRow, Store, StoreError, Tx};
 
 /// Full re-verification before every signature while the log has at most this many entries.
 pub const ALWAYS_REVERIFY_UP_TO: u64 = 16_384;
 /// Full re-verification at least this often otherwise.
 pub const REVERIFY_AFTER: Duration = Duration::from_secs(600);
-/// Version of the checkpoint-signing key in use.
-pub const SIGNING_KEY_VERSION: u32 = 1;
+/// Version of the checkpoint-signing key before any rotation (it has no `key_version` row).
+pub const INITIAL_KEY_VERSION: u32 = 1;
+
+/// The versions of the checkpoint-signing key: the initial one and every recorded rotation,
+/// ascending (the last one signs).
+pub async fn signing_versions(tx: &mut dyn Tx) -> Result<Vec<u32>, StoreError> {
+    let mut versions: Vec<u32> = tx
+        .key_versions(Purpose::AuditSigning.label())
+        .await?
+        .into_iter()
+        .filter_map(|v| u32::try_from(v).ok().filter(|v| *v >= 1))
+        .collect();
+    versions.push(INITIAL_KEY_VERSION);
+    versions.sort_unstable();
+    versions.dedup();
+    Ok(versions)
+}
 
 /// Settings of the writer, from the configuration.
 #[derive(Debug, Clone)]
 pub struct CheckpointSettings {
     pub origin: String,
     pub witness: Option<PathBuf>,
+    /// The HTTP witness sink, when configured.
+    pub http_witness: Option<HttpWitness>,
     pub every_events: u64,
     pub interval: Duration,
 }
@@ -75,6 +101,8 @@ struct Inner {
     cache: tokio::sync::Mutex<Cache>,
     failure: Mutex<Option<IntegrityFailure>>,
     last_written: Mutex<Instant>,
+    /// Whether this process has signed a checkpoint (then the witness already has it).
+    signed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -95,6 +123,7 @@ impl Checkpointer {
             cache: tokio::sync::Mutex::new(Cache::default()),
             failure: Mutex::new(None),
             last_written: Mutex::new(Instant::now()),
+            signed: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -102,9 +131,18 @@ impl Checkpointer {
         &self.0.settings
     }
 
-    /// The keys that may have signed checkpoints.
-    pub fn public_keys(&self) -> Vec<PublicKey> {
-        public_keys(&self.0.keyring, SIGNING_KEY_VERSION)
+    /// The keys that may have signed checkpoints: every version recorded in the database.
+    pub async fn public_keys(&self) -> Result<Vec<PublicKey>, StoreError> {
+        let versions = {
+            let mut tx = self.0.store.begin_read().await?;
+            signing_versions(tx.as_mut()).await?
+        };
+        Ok(public_keys(&self.0.keyring, &versions))
+    }
+
+    /// The HTTP witness sink, when configured (its delivery task runs inside `serve`).
+    pub fn http_witness(&self) -> Option<&HttpWitness> {
+        self.0.settings.http_witness.as_ref()
     }
 
     /// The latched integrity failure, if any (`/readyz` answers 503 while there is one).
@@ -144,7 +182,8 @@ impl Checkpointer {
     /// Full verification of the stored log (outside any lock); refreshes the cache.
     async fn full_check(&self, cache: &mut Cache) -> Result<(), CheckpointError> {
         let external = self.witness_notes()?;
-        let v = verify::verify(&self.0.store, &self.public_keys(), &external).await?;
+        let keys = self.public_keys().await?;
+        let v = verify::verify(&self.0.store, &keys, &external).await?;
         if let Some(i) = v.report.first_bad_index {
             return Err(self.fail(i, v.report.problem.unwrap_or_default()));
         }
@@ -153,6 +192,11 @@ impl Checkpointer {
         cache.frontier = v.frontier;
         cache.last_chain = v.last_chain;
         Ok(())
+    }
+
+    async fn latest_stored(&self) -> Result<Option<CheckpointRow>, StoreError> {
+        let mut tx = self.0.store.begin_read().await?;
+        tx.latest_audit_checkpoint().await
     }
 
     /// Verifies the log once (at start-up) so that `/readyz` reflects its state.
@@ -199,12 +243,17 @@ impl Checkpointer {
         if stale || cache.size <= ALWAYS_REVERIFY_UP_TO {
             self.full_check(&mut cache).await?;
         }
-        let key = SigningKey::derive(&self.0.keyring, SIGNING_KEY_VERSION)
-            .map_err(|e| CheckpointError::Key(e.to_string()))?;
-
         // Verify the new entries in a read snapshot: writers and the sequencer go on; the
         // lock is taken only to store the signed checkpoint.
         let mut tx = self.0.store.begin_snapshot().await?;
+        // The newest key version (a rotation takes effect at the next checkpoint).
+        let version = signing_versions(tx.as_mut())
+            .await?
+            .last()
+            .copied()
+            .unwrap_or(INITIAL_KEY_VERSION);
+        let key = SigningKey::derive(&self.0.keyring, version)
+            .map_err(|e| CheckpointError::Key(e.to_string()))?;
         let (next, head_chain) = tx.audit_head().await?;
         let n = next as u64;
         let latest = tx.latest_audit_checkpoint().await?;
@@ -300,22 +349,23 @@ impl Checkpointer {
             return Ok(None);
         }
         tx.insert_audit_checkpoint(&row).await?;
-        // Witness first: if the commit then fails, the witness holds a true root of the log.
+        let record = witness_record(&row);
+        // Witness file first: if the commit then fails, it holds a true root of the log.
         if let Some(path) = &self.0.settings.witness {
-            append_witness(
-                path,
-                &WitnessRecord {
-                    tree_size: n,
-                    root_hash: hex::encode(cp.root),
-                    timestamp: cp.timestamp.clone(),
-                    note,
-                },
-            )
-            .map_err(|e| CheckpointError::Witness(e.to_string()))?;
-        } else {
-            tracing::info!(audit.tree_size = n, audit.root = %hex::encode(cp.root), "audit checkpoint");
+            append_witness(path, &record).map_err(|e| CheckpointError::Witness(e.to_string()))?;
         }
         tx.commit().await?;
+        tracing::info!(
+            audit.tree_size = n,
+            audit.root = %record.root_hash,
+            audit.key_id = %row.key_id,
+            audit.key_version = version,
+            audit.timestamp = %row.timestamp,
+            "audit checkpoint signed"
+        );
+        if let Some(http) = &self.0.settings.http_witness {
+            http.enqueue(record);
+        }
         cache.size = n;
         cache.frontier = frontier;
         cache.last_chain = prev;
@@ -324,6 +374,9 @@ impl Checkpointer {
             .last_written
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        self.0
+            .signed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(Some(row))
     }
 
@@ -332,6 +385,22 @@ impl Checkpointer {
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         if let Err(e) = self.startup_check().await {
             tracing::error!(error = %e, "audit start-up verification failed");
+        }
+        // What the HTTP witness had queued when the process stopped is covered by the newest
+        // stored checkpoint: send it again (at least once; a duplicate is harmless).
+        // Under the writer's cache lock, and only if nothing was signed since the start, so
+        // the witness still receives checkpoints in order.
+        if let Some(http) = &self.0.settings.http_witness {
+            let _writer = self.0.cache.lock().await;
+            if !self.0.signed.load(std::sync::atomic::Ordering::Relaxed) {
+                match self.latest_stored().await {
+                    Ok(Some(row)) => http.enqueue(witness_record(&row)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the latest checkpoint for the witness")
+                    }
+                }
+            }
         }
         let tick = (self.0.settings.interval / 4)
             .clamp(Duration::from_millis(20), Duration::from_millis(250));
@@ -349,5 +418,15 @@ impl Checkpointer {
                 tracing::warn!(error = %e, "audit checkpoint failed");
             }
         }
+    }
+}
+
+/// The witness record (a witness-file line, an HTTP witness body) of a stored checkpoint.
+pub fn witness_record(row: &CheckpointRow) -> WitnessRecord {
+    WitnessRecord {
+        tree_size: row.tree_size as u64,
+        root_hash: hex::encode(&row.root_hash),
+        timestamp: row.timestamp.clone(),
+        note: row.note.clone(),
     }
 }

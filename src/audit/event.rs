@@ -164,14 +164,28 @@ pub enum Details {
     AuditExported { format: String, events: i64 },
     #[serde(rename = "audit.verified")]
     AuditVerified { ok: bool, entries: i64 },
-    /// Audit payloads pruned by retention: counts and index range, never content.
+    /// One run of the retention job: per class of data, how many rows went (and for audit
+    /// payloads the index range), never content.
     #[serde(rename = "retention.applied")]
-    RetentionApplied {
-        class: String,
-        count: i64,
-        first_index: Option<i64>,
-        last_index: Option<i64>,
+    RetentionApplied { classes: Vec<RetentionCount> },
+    /// A new version of a key; older versions stay for reading and verification.
+    #[serde(rename = "keys.rotated")]
+    KeysRotated {
+        purpose: String,
+        version: i64,
+        /// The signed-note key id, for the audit-signing key.
+        key_id: Option<String>,
     },
+}
+
+/// What a retention run removed from one class of data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetentionCount {
+    pub class: String,
+    pub count: i64,
+    /// Smallest and largest audit index whose payload was pruned (audit payload classes).
+    pub first_index: Option<i64>,
+    pub last_index: Option<i64>,
 }
 
 /// An event before the sequencer gives it its index.

@@ -9,8 +9,9 @@ pub mod merkle;
 pub mod proof;
 pub mod sequencer;
 pub mod verify;
+pub mod witness;
 
-pub use event::{Actor, ActorKind, Details, NewEvent};
+pub use event::{Actor, ActorKind, Details, NewEvent, RetentionCount};
 
 use crate::store::{StoreError, Tx};
 

@@ -18,18 +18,26 @@ pub const BATCH: usize = 256;
 /// Pause of the background loop after a pass.
 const COALESCE: Duration = Duration::from_millis(5);
 
-/// Payloads of access events (logins, reads) may be pruned after 12 months; the others
-/// (mandate evidence, administration) after 6 years. Hashes are kept forever.
+/// Access events (logins, reads): the "access log" class of retention.
+pub const ACCESS_ACTIONS: &[&str] = &[
+    "aidant.login",
+    "aidant.login_failed",
+    "aidant.logout",
+    "aidant.step_up",
+    "usager.read",
+    "usager.searched",
+    "oidc.userinfo",
+];
+
+/// The floor the database enforces on pruning (`audit_payload.prune_after`), fixed when the
+/// event is sequenced: 12 months for access events, 6 years for the others (mandate evidence,
+/// administration). The retention job may keep payloads longer (`policies/retention.toml`),
+/// never shorter. Hashes are kept forever.
 pub fn payload_retention_days(action: &str) -> i64 {
-    match action {
-        "aidant.login"
-        | "aidant.login_failed"
-        | "aidant.logout"
-        | "aidant.step_up"
-        | "usager.read"
-        | "usager.searched"
-        | "oidc.userinfo" => 365,
-        _ => 6 * 365 + 2,
+    if ACCESS_ACTIONS.contains(&action) {
+        365
+    } else {
+        6 * 365 + 2
     }
 }
 

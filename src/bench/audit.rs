@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{BenchArgs, BenchDb, Measurement, Scenario};
 use crate::app::AppState;
 use crate::audit::checkpoint::{Checkpoint, SigningKey};
-use crate::audit::checkpointer::SIGNING_KEY_VERSION;
+use crate::audit::checkpointer::INITIAL_KEY_VERSION;
 use crate::audit::merkle::RootBuilder;
 use crate::audit::sequencer::sequence_entry;
 use crate::audit::{self, Actor, Details, NewEvent};
@@ -101,7 +101,7 @@ impl Scenario for AuditAppend {
         state.sequencer.barrier().await?;
         let drain = t_drain.elapsed();
         let ops = latencies.len() as i64;
-        let keys = state.checkpoints.public_keys();
+        let keys = state.checkpoints.public_keys().await?;
         let v = crate::audit::verify::verify(&state.store, &keys, &[]).await?;
         let checkpoints = {
             let mut tx = state.store.begin_read().await?;
@@ -133,7 +133,7 @@ pub struct AuditVerify;
 /// `every` events.
 async fn seed(state: &AppState, n: u64, every: u64) -> anyhow::Result<()> {
     const BATCH: u64 = 8192;
-    let key = SigningKey::derive(&state.keyring, SIGNING_KEY_VERSION)?;
+    let key = SigningKey::derive(&state.keyring, INITIAL_KEY_VERSION)?;
     let origin = state.checkpoints.settings().origin.clone();
     let mut prev = [0u8; 32];
     let mut frontier = RootBuilder::new();
@@ -204,7 +204,7 @@ impl Scenario for AuditVerify {
             let t_seed = Instant::now();
             seed(&state, n, every).await?;
             let seeded = t_seed.elapsed();
-            let keys = state.checkpoints.public_keys();
+            let keys = state.checkpoints.public_keys().await?;
             let mut runs = Vec::new();
             let mut ok = true;
             let mut checked = 0;

@@ -19,7 +19,7 @@ use crate::audit::{self, Details, NewEvent};
 use crate::domain::FieldError;
 use crate::domain::audit_query::AuditQuery;
 use crate::error::{ApiResult, AppError};
-use crate::store::{AuditFilter, AuditRow, PruneSummary, StoreError, Tx};
+use crate::store::{AuditFilter, AuditRow, StoreError, Tx};
 
 /// One page of search results.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -393,12 +393,14 @@ pub async fn latest_checkpoint(state: &AppState) -> ApiResult<LatestCheckpoint> 
     })
 }
 
-pub fn public_keys(state: &AppState) -> PublicKeys {
+/// Every version of the checkpoint-signing key (older versions still verify old checkpoints).
+pub async fn public_keys(state: &AppState) -> ApiResult<PublicKeys> {
     let origin = &state.checkpoints.settings().origin;
-    PublicKeys {
+    Ok(PublicKeys {
         keys: state
             .checkpoints
             .public_keys()
+            .await?
             .into_iter()
             .map(|k| PublicKeyInfo {
                 key_id: hex::encode(k.key_id(origin)),
@@ -407,7 +409,7 @@ pub fn public_keys(state: &AppState) -> PublicKeys {
                 vkey: k.vkey(origin),
             })
             .collect(),
-    }
+    })
 }
 
 /// Reads the checkpoints of a file held outside the database (`--against`).
@@ -422,7 +424,7 @@ pub async fn verify(
     external: &[SignedNote],
 ) -> ApiResult<VerifyReport> {
     state.sequencer.barrier().await?;
-    let keys = state.checkpoints.public_keys();
+    let keys = state.checkpoints.public_keys().await?;
     let report = verify::verify(&state.store, &keys, external).await?.report;
     if let Some(i) = report.first_bad_index {
         tracing::error!(audit.first_bad_index = i, problem = ?report.problem, "audit verification failed");
@@ -444,31 +446,4 @@ pub async fn verify(
     tx.commit().await?;
     state.sequencer.notify();
     Ok(report)
-}
-
-/// Retention of audit payloads: deletes those whose retention period ended (the hashes stay,
-/// so verification still passes) and records `retention.applied` with counts and index range.
-pub async fn prune_payloads(state: &AppState, ctx: &Ctx) -> ApiResult<PruneSummary> {
-    state.sequencer.barrier().await?;
-    let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    let summary = tx.prune_audit_payloads(now.timestamp()).await?;
-    audit::append(
-        tx.as_mut(),
-        &NewEvent::new(
-            now,
-            ctx.actor.clone(),
-            Details::RetentionApplied {
-                class: "audit_payload".into(),
-                count: summary.count,
-                first_index: summary.first,
-                last_index: summary.last,
-            },
-        )
-        .request_id(ctx.request_id.clone()),
-    )
-    .await?;
-    tx.commit().await?;
-    state.sequencer.notify();
-    Ok(summary)
 }

@@ -14,7 +14,7 @@ use crate::domain::mandate::{MandateStatus, erasure_allowed};
 use crate::domain::search::{IndexKind, SearchQuery, usager_entries};
 use crate::domain::usager::NewUsager;
 use crate::error::{ApiResult, AppError};
-use crate::store::{Tx, UsagerRow};
+use crate::store::{MandateRow, Tx, UsagerRow};
 
 /// Version of the blind-index key used for new entries and searches.
 pub const INDEX_KEY_VERSION: u32 = 1;
@@ -234,33 +234,13 @@ pub async fn search(
     Ok(out)
 }
 
-/// Days mandate evidence is kept after a mandate ends (`policies/retention.toml`,
-/// `mandate_evidence_days`; 6 years when the file does not say).
-fn mandate_evidence_days(state: &AppState) -> i64 {
-    std::fs::read_to_string(&state.config.retention_file)
-        .ok()
-        .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
-        .and_then(|v| {
-            v.get("retention")?
-                .get("mandate_evidence_days")?
-                .as_integer()
-        })
-        .unwrap_or(2192)
-}
-
-/// Erases a usager (DPO): crypto-shreds the data key, so their personal data, the terms of
-/// their mandates and any printed code become unreadable; removes the blind index and the
-/// stored idempotent answers about them. `409` while a mandate is pending or active, or
-/// its evidence is still retained.
-pub async fn erase(state: &AppState, ctx: &super::Ctx, id: Uuid) -> ApiResult<()> {
-    let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
-    if row.erased_at.is_some() {
-        return Err(AppError::NotFound);
-    }
-    let mandates = tx.mandates_of_usager(id).await?;
-    let ends: Vec<(MandateStatus, Option<chrono::DateTime<chrono::Utc>>)> = mandates
+/// `(status, end)` of each mandate as seen at `now` (`end` = when it was refused, expired or
+/// revoked), for [`erasure_allowed`].
+pub(crate) fn mandate_ends(
+    mandates: &[MandateRow],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(MandateStatus, Option<chrono::DateTime<chrono::Utc>>)> {
+    mandates
         .iter()
         .map(|m| {
             let status = MandateStatus::parse(&m.status)
@@ -273,26 +253,56 @@ pub async fn erase(state: &AppState, ctx: &super::Ctx, id: Uuid) -> ApiResult<()
             });
             (status, end)
         })
-        .collect();
-    if !erasure_allowed(&ends, now, mandate_evidence_days(state)) {
-        return Err(AppError::Conflict(
-            "Ce usager a un mandat en cours ou dont la preuve doit encore être conservée.".into(),
-        ));
-    }
+        .collect()
+}
+
+/// Crypto-shreds a usager in the caller's transaction: data key and ciphertexts gone (their
+/// personal data, the terms of their mandates and any printed code become unreadable), blind
+/// index and stored idempotent answers about them removed, `usager.erased` recorded.
+/// `false` when already erased.
+pub(crate) async fn shred(
+    tx: &mut dyn Tx,
+    id: Uuid,
+    mandates: usize,
+    now: chrono::DateTime<chrono::Utc>,
+    ctx: &super::Ctx,
+) -> ApiResult<bool> {
     if !tx.erase_usager(id, now).await? {
-        return Err(AppError::NotFound);
+        return Ok(false);
     }
     tx.delete_idempotency_of_usager(id).await?;
     let event = NewEvent::new(
         now,
         ctx.actor.clone(),
         Details::UsagerErased {
-            mandates: mandates.len() as i64,
+            mandates: mandates as i64,
         },
     )
     .usager(id)
     .request_id(ctx.request_id.clone());
-    audit::append(tx.as_mut(), &event).await?;
+    audit::append(tx, &event).await?;
+    Ok(true)
+}
+
+/// Erases a usager (DPO): see [`shred`]. `409` while a mandate is pending or active, or its
+/// evidence is still retained (`mandate_evidence_days` of the retention policy).
+pub async fn erase(state: &AppState, ctx: &super::Ctx, id: Uuid) -> ApiResult<()> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
+    if row.erased_at.is_some() {
+        return Err(AppError::NotFound);
+    }
+    let mandates = tx.mandates_of_usager(id).await?;
+    let ends = mandate_ends(&mandates, now);
+    if !erasure_allowed(&ends, now, state.retention.mandate_evidence_days) {
+        return Err(AppError::Conflict(
+            "Ce usager a un mandat en cours ou dont la preuve doit encore être conservée.".into(),
+        ));
+    }
+    if !shred(tx.as_mut(), id, mandates.len(), now, ctx).await? {
+        return Err(AppError::NotFound);
+    }
     tx.commit().await?;
     state.sequencer.notify();
     Ok(())

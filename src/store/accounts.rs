@@ -151,6 +151,13 @@ pub trait AccountRepo {
         keep: Option<&[u8]>,
     ) -> Result<u64, StoreError>;
 
+    /// Sessions last seen before `before` (long expired): counted, and deleted when `delete`.
+    async fn sessions_seen_before(
+        &mut self,
+        before: DateTime<Utc>,
+        delete: bool,
+    ) -> Result<i64, StoreError>;
+
     async fn insert_invitation(&mut self, i: &InvitationRow) -> Result<(), StoreError>;
     async fn get_invitation(
         &mut self,

@@ -255,6 +255,17 @@ macro_rules! impl_account_repo {
                     .rows_affected())
             }
 
+            async fn sessions_seen_before(&mut self, before: chrono::DateTime<chrono::Utc>, delete: bool) -> Result<i64, $crate::store::StoreError> {
+                let n: i64 = $db::query_scalar("SELECT COUNT(*) FROM session WHERE last_seen_at < $1")
+                    .bind(before)
+                    .fetch_one(&mut *self.0)
+                    .await?;
+                if delete && n > 0 {
+                    $db::query("DELETE FROM session WHERE last_seen_at < $1").bind(before).execute(&mut *self.0).await?;
+                }
+                Ok(n)
+            }
+
             async fn insert_invitation(&mut self, i: &$crate::store::InvitationRow) -> Result<(), $crate::store::StoreError> {
                 $db::query(
                     "INSERT INTO invitation (token_hash, purpose, aidant_id, organisation_id, expires_at, used_at, created_at) \

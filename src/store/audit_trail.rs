@@ -53,6 +53,21 @@ pub struct PruneSummary {
     pub last: Option<i64>,
 }
 
+/// Which audit payloads a retention pass selects (every condition holds together).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadSelection<'a> {
+    /// Actions listed (see `listed`).
+    pub actions: &'a [&'a str],
+    /// `true`: only the actions listed; `false`: every other action.
+    pub listed: bool,
+    /// `Some(true)`: only entries about a mandate; `Some(false)`: only the others.
+    pub with_mandate: Option<bool>,
+    /// Only entries whose `ts` is before this canonical timestamp (text order).
+    pub before_ts: String,
+    /// And whose `prune_after` (the floor the database enforces) has passed.
+    pub now_unix: i64,
+}
+
 #[async_trait]
 pub trait AuditTrailRepo {
     /// Leaf hashes of `from <= idx < to`, in index order.
@@ -82,6 +97,18 @@ pub trait AuditTrailRepo {
         limit: i64,
     ) -> Result<Vec<AuditRow>, StoreError>;
     async fn count_audit(&mut self, filter: &AuditFilter) -> Result<i64, StoreError>;
-    /// Deletes the payloads whose retention ended at `now_unix` (hashes stay).
-    async fn prune_audit_payloads(&mut self, now_unix: i64) -> Result<PruneSummary, StoreError>;
+    /// Counts the payloads `sel` selects and, when `delete`, deletes them (hashes stay).
+    async fn prune_audit_payloads(
+        &mut self,
+        sel: &PayloadSelection<'_>,
+        delete: bool,
+    ) -> Result<PruneSummary, StoreError>;
+    /// Versions recorded in `key_version` for a key purpose, ascending.
+    async fn key_versions(&mut self, purpose: &str) -> Result<Vec<i32>, StoreError>;
+    async fn insert_key_version(
+        &mut self,
+        purpose: &str,
+        version: i32,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError>;
 }

@@ -117,22 +117,90 @@ macro_rules! impl_audit_trail_repo {
 
             async fn prune_audit_payloads(
                 &mut self,
-                now_unix: i64,
+                sel: &$crate::store::PayloadSelection<'_>,
+                delete: bool,
             ) -> Result<$crate::store::PruneSummary, $crate::store::StoreError> {
-                let (count, first, last): (i64, Option<i64>, Option<i64>) = $db::query_as(
-                    "SELECT COUNT(*), MIN(idx), MAX(idx) FROM audit_payload WHERE prune_after <= $1",
-                )
-                .bind(now_unix)
-                .fetch_one(&mut *self.0)
-                .await?;
-                if count > 0 {
-                    $db::query("DELETE FROM audit_payload WHERE prune_after <= $1")
-                        .bind(now_unix)
-                        .execute(&mut *self.0)
-                        .await?;
+                if sel.listed && sel.actions.is_empty() {
+                    return Ok($crate::store::PruneSummary::default());
+                }
+                let mut q = $db::QueryBuilder::new(
+                    "SELECT COUNT(*), MIN(p.idx), MAX(p.idx) FROM audit_payload p \
+                     JOIN audit_log l ON l.idx = p.idx WHERE p.prune_after <= ",
+                );
+                q.push_bind(sel.now_unix);
+                $crate::store::audit_trail_sql::payload_selection_sql!(q, sel);
+                let (count, first, last): (i64, Option<i64>, Option<i64>) =
+                    q.build_query_as().fetch_one(&mut *self.0).await?;
+                if delete && count > 0 {
+                    let mut q = $db::QueryBuilder::new(
+                        "DELETE FROM audit_payload WHERE prune_after <= ",
+                    );
+                    q.push_bind(sel.now_unix);
+                    q.push(" AND idx IN (SELECT l.idx FROM audit_log l WHERE 1 = 1");
+                    $crate::store::audit_trail_sql::payload_selection_sql!(q, sel);
+                    q.push(")");
+                    q.build().execute(&mut *self.0).await?;
                 }
                 Ok($crate::store::PruneSummary { count, first, last })
             }
+
+            async fn key_versions(
+                &mut self,
+                purpose: &str,
+            ) -> Result<Vec<i32>, $crate::store::StoreError> {
+                Ok($db::query_scalar(
+                    "SELECT version FROM key_version WHERE purpose = $1 ORDER BY version",
+                )
+                .bind(purpose)
+                .fetch_all(&mut *self.0)
+                .await?)
+            }
+
+            async fn insert_key_version(
+                &mut self,
+                purpose: &str,
+                version: i32,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::store::StoreError> {
+                $db::query(
+                    "INSERT INTO key_version (purpose, version, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(purpose)
+                .bind(version)
+                .bind(at)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+/// Appends the `AND …` clauses of a [`PayloadSelection`](super::PayloadSelection) (table
+/// alias `l` for `audit_log`).
+macro_rules! payload_selection_sql {
+    ($q:ident, $sel:ident) => {
+        $q.push(" AND l.ts < ").push_bind($sel.before_ts.clone());
+        if !$sel.actions.is_empty() {
+            $q.push(if $sel.listed {
+                " AND l.action IN ("
+            } else {
+                " AND l.action NOT IN ("
+            });
+            let mut list = $q.separated(", ");
+            for a in $sel.actions {
+                list.push_bind(*a);
+            }
+            $q.push(")");
+        }
+        match $sel.with_mandate {
+            Some(true) => {
+                $q.push(" AND l.mandate_id IS NOT NULL");
+            }
+            Some(false) => {
+                $q.push(" AND l.mandate_id IS NULL");
+            }
+            None => {}
         }
     };
 }
@@ -169,3 +237,4 @@ macro_rules! audit_filter_sql {
 
 pub(crate) use audit_filter_sql;
 pub(crate) use impl_audit_trail_repo;
+pub(crate) use payload_selection_sql;

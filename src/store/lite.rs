@@ -426,6 +426,10 @@ impl QueryBuilder {
         }
     }
 
+    pub fn build(&mut self) -> Query<'_> {
+        Query { stmt: self.stmt() }
+    }
+
     pub fn build_query_as<O: FromRow>(&mut self) -> QueryAs<'_, O> {
         QueryAs {
             stmt: self.stmt(),

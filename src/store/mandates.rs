@@ -132,6 +132,13 @@ pub trait UsagerRepo {
     /// Crypto-shreds a usager: data key and ciphertexts gone, blind index removed.
     /// `false` when already erased.
     async fn erase_usager(&mut self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Usagers not erased, created before `before`, whose every mandate ended (refused,
+    /// expired or revoked) before `before`; oldest first, at most `limit`.
+    async fn usagers_ended_before(
+        &mut self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Uuid>, StoreError>;
     async fn search_usagers(
         &mut self,
         organisation: Uuid,
@@ -255,6 +262,13 @@ pub trait ChallengeRepo {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<(Uuid, Uuid)>, StoreError>;
+    /// Challenges closed (used, refused, expired, locked or void) before `before`: counted,
+    /// and deleted when `delete`.
+    async fn closed_challenges_before(
+        &mut self,
+        before: DateTime<Utc>,
+        delete: bool,
+    ) -> Result<i64, StoreError>;
 }
 
 #[async_trait]

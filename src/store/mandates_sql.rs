@@ -456,6 +456,26 @@ macro_rules! impl_mandate_repos {
                 .fetch_all(&mut *self.0)
                 .await?)
             }
+
+            async fn closed_challenges_before(
+                &mut self,
+                before: chrono::DateTime<chrono::Utc>,
+                delete: bool,
+            ) -> Result<i64, $crate::store::StoreError> {
+                let n: i64 = $db::query_scalar(
+                    "SELECT COUNT(*) FROM consent_challenge WHERE status <> 'open' AND closed_at < $1",
+                )
+                .bind(before)
+                .fetch_one(&mut *self.0)
+                .await?;
+                if delete && n > 0 {
+                    $db::query("DELETE FROM consent_challenge WHERE status <> 'open' AND closed_at < $1")
+                        .bind(before)
+                        .execute(&mut *self.0)
+                        .await?;
+                }
+                Ok(n)
+            }
         }
 
         $crate::store::usagers_sql::impl_usager_repos!($tx, $db);

@@ -119,6 +119,24 @@ macro_rules! impl_usager_repos {
                 Ok(r.rows_affected() == 1)
             }
 
+            async fn usagers_ended_before(
+                &mut self,
+                before: chrono::DateTime<chrono::Utc>,
+                limit: i64,
+            ) -> Result<Vec<uuid::Uuid>, $crate::store::StoreError> {
+                Ok($db::query_scalar(
+                    "SELECT u.id FROM usager u WHERE u.erased_at IS NULL AND u.created_at < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM mandate m WHERE m.usager_id = u.id \
+                     AND NOT (m.status IN ('refused', 'expired', 'revoked') \
+                     AND m.ended_at IS NOT NULL AND m.ended_at < $1)) \
+                     ORDER BY u.created_at, u.id LIMIT $2",
+                )
+                .bind(before)
+                .bind(limit)
+                .fetch_all(&mut *self.0)
+                .await?)
+            }
+
             async fn search_usagers(
                 &mut self,
                 organisation: uuid::Uuid,

@@ -296,13 +296,19 @@ async fn pruned_payloads_keep_the_log_verifiable_and_an_independent_verifier_agr
     append(&app, 6).await;
 
     let ctx = mandat::service::Ctx::system();
-    let summary = mandat::service::audit::prune_payloads(&app.state, &ctx)
+    let report = mandat::service::retention::run(&app.state, &ctx, false)
         .await
         .unwrap();
+    let access = report
+        .classes
+        .iter()
+        .find(|c| c.class == "audit_payload.access_log")
+        .unwrap();
     assert_eq!(
-        (summary.count, summary.first, summary.last),
+        (access.count, access.first_index, access.last_index),
         (4, Some(0), Some(3))
     );
+    assert_eq!(report.total(), 4);
     let events = app.audit_events().await;
     assert_eq!(
         app.count("audit_payload").await,
@@ -314,8 +320,8 @@ async fn pruned_payloads_keep_the_log_verifiable_and_an_independent_verifier_agr
         .find(|e| e["action"] == "retention.applied")
         .unwrap();
     assert_eq!(
-        applied["details"],
-        json!({"class": "audit_payload", "count": 4, "first_index": 0, "last_index": 3})
+        applied["details"]["classes"][0],
+        json!({"class": "audit_payload.access_log", "count": 4, "first_index": 0, "last_index": 3})
     );
     let size = checkpoint(&app).await;
     let r = crate::audit_trail::verify(&app, &crate::audit_trail::witness(&app)).await;
@@ -342,7 +348,9 @@ async fn pruned_payloads_keep_the_log_verifiable_and_an_independent_verifier_agr
         serde_json::to_string(&cp).unwrap(),
     )
     .unwrap();
-    let keys = mandat::service::audit::public_keys(&app.state);
+    let keys = mandat::service::audit::public_keys(&app.state)
+        .await
+        .unwrap();
     std::fs::write(dir.join("keys.json"), serde_json::to_string(&keys).unwrap()).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify_export.py");
     let run = || {

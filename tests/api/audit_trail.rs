@@ -59,7 +59,7 @@ pub fn witness(app: &TestApp) -> Vec<SignedNote> {
 pub async fn verify(app: &TestApp, external: &[SignedNote]) -> VerifyReport {
     mandat::audit::verify::verify(
         &app.state.store,
-        &app.state.checkpoints.public_keys(),
+        &app.state.checkpoints.public_keys().await.unwrap(),
         external,
     )
     .await
@@ -243,6 +243,15 @@ pub async fn cli_verify(app: &TestApp, against: Option<&str>) -> (i32, String) {
 /// Runs the binary with the app's database and master key, off the runtime's thread (the
 /// test's server keeps running meanwhile: it may hold the write lock the binary waits for).
 pub async fn mandat_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    mandat_cli_env(app, &[], args).await
+}
+
+/// [`mandat_cli`] with more environment variables.
+pub async fn mandat_cli_env(
+    app: &TestApp,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
     use secrecy::ExposeSecret as _;
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mandat"));
     c.current_dir(app.dir.path());
@@ -258,6 +267,7 @@ pub async fn mandat_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     c.env("MANDAT_DATABASE_URL", url)
         .env("MANDAT_MASTER_KEY", TEST_MASTER_KEY)
         .env("MANDAT_LOG", "error")
+        .envs(env.iter().copied())
         .args(args);
     tokio::task::spawn_blocking(move || c.output().unwrap())
         .await

@@ -241,6 +241,6 @@ pub async fn verify(
 /// The checkpoint-signing public keys (public).
 #[utoipa::path(get, path = "/api/v1/audit/public-key", tag = "audit",
     responses((status = 200, body = PublicKeys)))]
-pub async fn public_key(State(state): State<AppState>) -> Json<PublicKeys> {
-    Json(audit::public_keys(&state))
+pub async fn public_key(State(state): State<AppState>) -> ApiResult<Json<PublicKeys>> {
+    Ok(Json(audit::public_keys(&state).await?))
 }

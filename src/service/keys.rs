@@ -1,0 +1,130 @@
+//! Key rotation (`mandat keys rotate <purpose>`): a new version of a purpose key derived from
+//! the master key, recorded in `key_version` with its `keys.rotated` event in one transaction.
+//! Older versions stay derivable, for reading and verification.
+//!
+//! Only the audit-signing key can rotate today: the next checkpoint (of a running server
+//! too: the writer reads the newest version before each signature) is signed with the new
+//! version, and verification accepts every recorded version. The vault, OIDC and blind-index
+//! keys have no rotation path yet (no data under them to re-wrap, or no re-indexing), so they
+//! are refused rather than recorded without effect.
+
+use serde::Serialize;
+
+use super::Ctx;
+use crate::app::AppState;
+use crate::audit::checkpoint::SigningKey;
+use crate::audit::checkpointer::signing_versions;
+use crate::audit::{self, Details, NewEvent};
+use crate::crypto::Purpose;
+use crate::error::{ApiResult, AppError};
+use crate::store::StoreError;
+
+/// What `keys rotate` was asked to rotate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotatableKey {
+    Vault,
+    Audit,
+    Oidc,
+    Index,
+}
+
+impl RotatableKey {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "vault" => Some(Self::Vault),
+            "audit" => Some(Self::Audit),
+            "oidc" => Some(Self::Oidc),
+            "index" => Some(Self::Index),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vault => "vault",
+            Self::Audit => "audit",
+            Self::Oidc => "oidc",
+            Self::Index => "index",
+        }
+    }
+
+    /// Why this key cannot rotate in this version, if it cannot.
+    pub fn unsupported(self) -> Option<&'static str> {
+        match self {
+            Self::Audit => None,
+            Self::Vault => Some(
+                "the credential vault is not part of this version: there is no key-encryption key to rotate",
+            ),
+            Self::Oidc => Some(
+                "the OpenID Connect provider is not part of this version: there is no signing key to rotate",
+            ),
+            Self::Index => Some(
+                "rotating the blind-index key needs every usager re-indexed, which this version does not do",
+            ),
+        }
+    }
+}
+
+/// The new version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rotated {
+    pub purpose: &'static str,
+    pub version: u32,
+    /// The signed-note key id of the new audit-signing key (8 hex).
+    pub key_id: String,
+}
+
+/// Adds a version of the audit-signing key and records `keys.rotated`.
+pub async fn rotate(state: &AppState, ctx: &Ctx, key: RotatableKey) -> ApiResult<Rotated> {
+    if let Some(why) = key.unsupported() {
+        return Err(AppError::Conflict(why.into()));
+    }
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    let current = signing_versions(tx.as_mut())
+        .await?
+        .last()
+        .copied()
+        .unwrap_or(1);
+    let version = current
+        .checked_add(1)
+        .filter(|v| i32::try_from(*v).is_ok())
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("key version overflow")))?;
+    let signing = SigningKey::derive(&state.keyring, version)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("signing key: {e}")))?;
+    let origin = &state.checkpoints.settings().origin;
+    let key_id = hex::encode(signing.public.key_id(origin));
+    match tx
+        .insert_key_version(Purpose::AuditSigning.label(), version as i32, now)
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Err(AppError::Conflict(
+                "another rotation of this key happened at the same time; run it again".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    audit::append(
+        tx.as_mut(),
+        &NewEvent::new(
+            now,
+            ctx.actor.clone(),
+            Details::KeysRotated {
+                purpose: Purpose::AuditSigning.label().to_owned(),
+                version: i64::from(version),
+                key_id: Some(key_id.clone()),
+            },
+        )
+        .request_id(ctx.request_id.clone()),
+    )
+    .await?;
+    tx.commit().await?;
+    state.sequencer.notify();
+    Ok(Rotated {
+        purpose: key.name(),
+        version,
+        key_id,
+    })
+}
