@@ -348,7 +348,7 @@ async fn read_stream(
 /// `,"index":` of the text: only string, null and integer members follow it, and a string
 /// cannot contain an unescaped quote.
 fn payload_index(text: &str) -> Option<i64> {
-    let at = text.rfind(",\"index\":")? + 9;
+    let at = memchr::memmem::rfind(text.as_bytes(), b",\"index\":")? + 9;
     let rest = &text.as_bytes()[at..];
     let (neg, digits) = match rest.first() {
         Some(b'-') => (true, &rest[1..]),

@@ -111,7 +111,8 @@ pub fn peak_rss_mb() -> f64 {
 pub struct BenchDb {
     pub url: DatabaseUrl,
     pub dir: tempfile::TempDir,
-    postgres: Option<(String, String)>,
+    /// Server URL without database, connection parameters (`?…` or empty), database name.
+    postgres: Option<(String, String, String)>,
 }
 
 impl BenchDb {
@@ -129,17 +130,21 @@ impl BenchDb {
             anyhow::bail!("--db: expected sqlite or a postgres:// server URL");
         }
         use sqlx::Connection as _;
-        let server = spec.trim_end_matches('/').to_owned();
+        // Connection parameters (`?sslmode=disable`, `?host=/run/postgresql`) apply to every
+        // database of the run.
+        let (server, params) = spec.split_at(spec.find('?').unwrap_or(spec.len()));
+        let server = server.trim_end_matches('/').to_owned();
+        let params = params.to_owned();
         let name = format!("mandat_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&format!("{server}/postgres")).await?;
+        let mut conn = sqlx::PgConnection::connect(&format!("{server}/postgres{params}")).await?;
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut conn)
             .await?;
         conn.close().await?;
         Ok(Self {
-            url: DatabaseUrl::Postgres(format!("{server}/{name}").into()),
+            url: DatabaseUrl::Postgres(format!("{server}/{name}{params}").into()),
             dir,
-            postgres: Some((server, name)),
+            postgres: Some((server, params, name)),
         })
     }
 
@@ -153,10 +158,25 @@ impl BenchDb {
         c
     }
 
-    pub async fn cleanup(self) {
-        if let Some((server, name)) = self.postgres {
+    /// PostgreSQL: `VACUUM (ANALYZE)` of the audit tables (SQLite: nothing to do).
+    pub async fn settle(&self) -> anyhow::Result<()> {
+        if let DatabaseUrl::Postgres(url) = &self.url {
             use sqlx::Connection as _;
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{server}/postgres")).await {
+            let mut conn = sqlx::PgConnection::connect(url.expose_secret()).await?;
+            sqlx::query("VACUUM (ANALYZE) audit_log, audit_payload")
+                .execute(&mut conn)
+                .await?;
+            conn.close().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn cleanup(self) {
+        if let Some((server, params, name)) = self.postgres {
+            use sqlx::Connection as _;
+            if let Ok(mut conn) =
+                sqlx::PgConnection::connect(&format!("{server}/postgres{params}")).await
+            {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                     .execute(&mut conn)
                     .await;
@@ -170,7 +190,12 @@ impl BenchDb {
             DatabaseUrl::Postgres(u) => {
                 let u = u.expose_secret();
                 let host = u.rsplit('@').next().unwrap_or("postgres");
-                format!("postgres ({})", host.rsplit_once('/').map_or(host, |h| h.0))
+                let (host, params) = host.split_at(host.find('?').unwrap_or(host.len()));
+                let host = host.rsplit_once('/').map_or(host, |h| h.0);
+                match params.strip_prefix('?') {
+                    Some(p) => format!("postgres ({host}, {})", p.replace('&', ", ")),
+                    None => format!("postgres ({host})"),
+                }
             }
         }
     }

@@ -53,51 +53,56 @@ impl_mandate_repos!(PgTx, sqlx);
 
 #[async_trait]
 impl super::AuditSequencerRepo for PgTx {
+    /// One statement per table whatever the batch size: the columns travel as arrays
+    /// (`UNNEST`), so the statement is prepared once per connection and the batch costs two
+    /// round trips.
     async fn insert_audit_entries(
         &mut self,
         entries: &[super::AuditEntry],
     ) -> Result<(), super::StoreError> {
-        // Bounded batches keep the parameter count under both drivers' limits.
-        for chunk in entries.chunks(64) {
-            let mut log = sqlx::QueryBuilder::new(
-                "INSERT INTO audit_log (idx, ts, action, actor_kind, actor_id, organisation_id, usager_id, mandate_id, leaf_hash, chain_hash) ",
-            );
-            log.push_values(chunk, |mut b, e| {
-                b.push_bind(e.idx)
-                    .push_bind(&e.ts)
-                    .push_bind(&e.action)
-                    .push_bind(&e.actor_kind)
-                    .push_bind(&e.actor_id)
-                    .push_bind(&e.organisation)
-                    .push_bind(&e.usager)
-                    .push_bind(&e.mandate)
-                    .push_bind(&e.leaf_hash)
-                    .push_bind(&e.chain_hash);
-            });
-            log.build().execute(&mut *self.0).await?;
-            let mut payload = sqlx::QueryBuilder::new(
-                "INSERT INTO audit_payload (idx, canonical_event, prune_after) ",
-            );
-            payload.push_values(chunk, |mut b, e| {
-                b.push_bind(e.idx)
-                    .push_bind(&e.canonical)
-                    .push_bind(e.prune_after);
-            });
-            payload.build().execute(&mut *self.0).await?;
+        if entries.is_empty() {
+            return Ok(());
         }
+        let idx: Vec<i64> = entries.iter().map(|e| e.idx).collect();
+        let col = |f: fn(&super::AuditEntry) -> &str| entries.iter().map(f).collect::<Vec<_>>();
+        let opt =
+            |f: fn(&super::AuditEntry) -> Option<&str>| entries.iter().map(f).collect::<Vec<_>>();
+        let bytes = |f: fn(&super::AuditEntry) -> &[u8]| entries.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO audit_log (idx, ts, action, actor_kind, actor_id, organisation_id, \
+             usager_id, mandate_id, leaf_hash, chain_hash) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], \
+             $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::BYTEA[], $10::BYTEA[])",
+        )
+        .bind(&idx)
+        .bind(col(|e| e.ts.as_str()))
+        .bind(col(|e| e.action.as_str()))
+        .bind(col(|e| e.actor_kind.as_str()))
+        .bind(opt(|e| e.actor_id.as_deref()))
+        .bind(opt(|e| e.organisation.as_deref()))
+        .bind(opt(|e| e.usager.as_deref()))
+        .bind(opt(|e| e.mandate.as_deref()))
+        .bind(bytes(|e| e.leaf_hash.as_slice()))
+        .bind(bytes(|e| e.chain_hash.as_slice()))
+        .execute(&mut *self.0)
+        .await?;
+        sqlx::query(
+            "INSERT INTO audit_payload (idx, canonical_event, prune_after) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[])",
+        )
+        .bind(&idx)
+        .bind(col(|e| e.canonical.as_str()))
+        .bind(entries.iter().map(|e| e.prune_after).collect::<Vec<_>>())
+        .execute(&mut *self.0)
+        .await?;
         Ok(())
     }
 
     async fn delete_audit_queue(&mut self, ids: &[i64]) -> Result<(), super::StoreError> {
-        for chunk in ids.chunks(500) {
-            let mut q = sqlx::QueryBuilder::new("DELETE FROM audit_queue WHERE id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            q.push(")");
-            q.build().execute(&mut *self.0).await?;
-        }
+        sqlx::query("DELETE FROM audit_queue WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&mut *self.0)
+            .await?;
         Ok(())
     }
 }
@@ -189,7 +194,8 @@ impl Store for PgStore {
         sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
             .execute(&mut *tx)
             .await?;
-        let mut rows = sqlx::query_as::<_, super::StoredAuditEntry>(
+        // Columns by position: no per-row name lookups.
+        let mut rows = sqlx::query_as::<_, (i64, Vec<u8>, Vec<u8>, Option<String>)>(
             "SELECT l.idx, l.leaf_hash, l.chain_hash, p.canonical_event \
              FROM audit_log l LEFT JOIN audit_payload p ON p.idx = l.idx \
              WHERE l.idx >= $1 AND l.idx < $2 ORDER BY l.idx",
@@ -198,7 +204,13 @@ impl Store for PgStore {
         .bind(end)
         .fetch(&mut *tx);
         let mut pager = super::Pager::new(start, end, page, out);
-        while let Some(row) = rows.try_next().await? {
+        while let Some((idx, leaf_hash, chain_hash, canonical_event)) = rows.try_next().await? {
+            let row = super::StoredAuditEntry {
+                idx,
+                leaf_hash,
+                chain_hash,
+                canonical_event,
+            };
             if !pager.push(row).await {
                 return Ok(());
             }
