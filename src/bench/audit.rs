@@ -212,7 +212,7 @@ impl Scenario for AuditVerify {
             let mut runs = Vec::new();
             let mut ok = true;
             let mut checked = 0;
-            for _ in 0..3 {
+            for _ in 0..5 {
                 let t0 = Instant::now();
                 let v = crate::audit::verify::verify(&state.store, &keys, &[]).await?;
                 runs.push(t0.elapsed());

@@ -158,7 +158,8 @@ impl BenchDb {
         c
     }
 
-    /// PostgreSQL: `VACUUM (ANALYZE)` of the audit tables (SQLite: nothing to do).
+    /// PostgreSQL: `VACUUM (ANALYZE)` of the audit tables and a `CHECKPOINT` (SQLite: nothing
+    /// to do).
     pub async fn settle(&self) -> anyhow::Result<()> {
         if let DatabaseUrl::Postgres(url) = &self.url {
             use sqlx::Connection as _;
@@ -166,6 +167,11 @@ impl BenchDb {
             sqlx::query("VACUUM (ANALYZE) audit_log, audit_payload")
                 .execute(&mut conn)
                 .await?;
+            // Write the dirty pages out now rather than while the runs are timed (needs the
+            // pg_checkpoint role: without it, the runs share the cores with the checkpointer).
+            if let Err(e) = sqlx::query("CHECKPOINT").execute(&mut conn).await {
+                tracing::warn!(error = %e, "CHECKPOINT refused; timings may include its writes");
+            }
             conn.close().await?;
         }
         Ok(())
