@@ -246,6 +246,19 @@ pub async fn mandat_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     mandat_cli_env(app, &[], args).await
 }
 
+/// [`mandat_cli`] that must succeed: its standard output.
+pub async fn mandat_cli_ok(app: &TestApp, args: &[&str]) -> String {
+    let out = mandat_cli(app, args).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "mandat {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// [`mandat_cli`] with more environment variables.
 pub async fn mandat_cli_env(
     app: &TestApp,

@@ -14,7 +14,7 @@ use mandat::service::retention::{self, RetentionReport};
 use mandat::service::{Ctx, mandates};
 use serde_json::Value;
 
-use crate::audit_trail::{checkpoint, mandat_cli, mandat_cli_env, quiet_app, verify, witness};
+use crate::audit_trail::{checkpoint, mandat_cli_env, mandat_cli_ok, quiet_app, verify, witness};
 use crate::common::TestApp;
 use crate::mandates_support::{active_mandate, caller, usager};
 
@@ -288,27 +288,13 @@ async fn retention_cli_dry_run_then_run_and_a_bad_file_exits_3() {
     let before = counts(&app).await;
     assert_eq!(app.count("session").await, 1);
 
-    let out = mandat_cli(&app, &["retention", "run", "--dry-run"]).await;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = mandat_cli_ok(&app, &["retention", "run", "--dry-run"]).await;
     assert!(text.contains("nothing changed"), "{text}");
     assert!(text.contains("session: 1"), "{text}");
     assert_eq!(counts(&app).await, before);
     assert!(applied(&app.audit_events().await).is_empty());
 
-    let out = mandat_cli(&app, &["retention", "run"]).await;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = mandat_cli_ok(&app, &["retention", "run"]).await;
     assert!(text.starts_with("retention applied"), "{text}");
     assert!(text.contains("session: 1"), "{text}");
     assert!(text.contains("audit_payload.access_log: 1"), "{text}");
