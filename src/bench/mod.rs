@@ -198,9 +198,17 @@ impl BenchDb {
                 let host = u.rsplit('@').next().unwrap_or("postgres");
                 let (host, params) = host.split_at(host.find('?').unwrap_or(host.len()));
                 let host = host.rsplit_once('/').map_or(host, |h| h.0);
-                match params.strip_prefix('?') {
-                    Some(p) => format!("postgres ({host}, {})", p.replace('&', ", ")),
-                    None => format!("postgres ({host})"),
+                // Only parameters that say how the server is reached: a URL may also carry
+                // `password=`, which must not reach the output or a results file.
+                let shown: Vec<&str> = params
+                    .trim_start_matches('?')
+                    .split('&')
+                    .filter(|p| p.starts_with("sslmode=") || p.starts_with("host="))
+                    .collect();
+                if shown.is_empty() {
+                    format!("postgres ({host})")
+                } else {
+                    format!("postgres ({host}, {})", shown.join(", "))
                 }
             }
         }
@@ -371,5 +379,18 @@ mod tests {
             Duration::from_secs(1),
         );
         assert_eq!((m.operations, m.max_ms), (2, 3.0));
+    }
+
+    #[test]
+    fn the_database_description_shows_no_credentials() {
+        let db = BenchDb {
+            url: DatabaseUrl::Postgres(
+                "postgres://u:s3cret@db:5432/x?sslmode=disable&password=hunter2".into(),
+            ),
+            dir: tempfile::tempdir().unwrap(),
+            postgres: None,
+        };
+        let d = db.describe();
+        assert_eq!(d, "postgres (db:5432, sslmode=disable)");
     }
 }
