@@ -118,10 +118,12 @@ fn personal_data_only_for_linked_organisations() {
     let linked = Resource::Usager {
         id: Uuid::from_u128(7),
         linked: vec![Uuid::from_u128(A)],
+        archived: false,
     };
     let unlinked = Resource::Usager {
         id: Uuid::from_u128(7),
         linked: vec![],
+        archived: false,
     };
     for w in ["aidant_a", "referent_a", "stale_aidant_a"] {
         assert_eq!(decide(w, Action::UsagerRead, &linked), Ok(()), "{w}");
@@ -170,10 +172,38 @@ fn mandate_actions_and_the_fifteen_minute_factor() {
 }
 
 #[test]
+fn an_archived_identity_is_the_dpos_only() {
+    let archived = Resource::Usager {
+        id: Uuid::from_u128(7),
+        linked: vec![Uuid::from_u128(A)],
+        archived: true,
+    };
+    let live = Resource::Usager {
+        id: Uuid::from_u128(7),
+        linked: vec![Uuid::from_u128(A)],
+        archived: false,
+    };
+    assert_eq!(decide("dpo", Action::UsagerRead, &archived), Ok(()));
+    assert_eq!(decide("dpo", Action::UsagerRead, &live), FORBIDDEN);
+    for w in [
+        "aidant_a",
+        "referent_a",
+        "stale_aidant_a",
+        "inactive_aidant_a",
+        "aidant_b",
+        "admin",
+        "admin_member_a",
+    ] {
+        assert_eq!(decide(w, Action::UsagerRead, &archived), FORBIDDEN, "{w}");
+    }
+}
+
+#[test]
 fn only_dpos_erase() {
     let u = Resource::Usager {
         id: Uuid::from_u128(7),
         linked: vec![Uuid::from_u128(A)],
+        archived: false,
     };
     assert_eq!(decide("dpo", Action::UsagerErase, &u), Ok(()));
     for w in [

@@ -116,9 +116,19 @@ pub struct Principal {
 pub enum Resource {
     Platform,
     Organisation(Uuid),
-    Usager { id: Uuid, linked: Vec<Uuid> },
-    Mandate { id: Uuid, organisation: Uuid },
-    AuditTrail { organisation: Option<Uuid> },
+    Usager {
+        id: Uuid,
+        linked: Vec<Uuid>,
+        /// An archived identity is readable by the DPO only (product rule 8).
+        archived: bool,
+    },
+    Mandate {
+        id: Uuid,
+        organisation: Uuid,
+    },
+    AuditTrail {
+        organisation: Option<Uuid>,
+    },
 }
 
 /// Extra facts of one request (e.g. the role being granted).
@@ -277,12 +287,19 @@ impl Authz {
                 orgs.insert(*id);
                 uid("Organisation", &id.to_string())
             }
-            Resource::Usager { id, linked } => {
+            Resource::Usager {
+                id,
+                linked,
+                archived,
+            } => {
                 orgs.extend(linked.iter().copied());
                 let u = uid("Usager", &id.to_string());
                 entities.push(Entity::new(
                     u.clone(),
-                    HashMap::from([("linked".into(), org_set(linked))]),
+                    HashMap::from([
+                        ("linked".into(), org_set(linked)),
+                        ("archived".into(), RestrictedExpression::new_bool(*archived)),
+                    ]),
                     HashSet::new(),
                 )?);
                 u

@@ -16,7 +16,10 @@
 //! - `usager_identity`: usagers whose last mandate ended more than
 //!   `usager_identity_active_days + usager_identity_archive_days` ago (and at least
 //!   `mandate_evidence_days`, since their key also opens the mandate terms) are crypto-shredded
-//!   (each also records `usager.erased`), at most [`USAGER_BATCH`] per run.
+//!   (each also records `usager.erased`), at most [`USAGER_BATCH`] per run;
+//! - `usager_identity.archived`: usagers whose last mandate ended more than
+//!   `usager_identity_active_days` ago are archived: the organisations linked to them no
+//!   longer find or read them, the DPO still reads them (for proof) until they are shredded.
 //!
 //! Audit payloads also have a floor the database enforces (`prune_after`, set when the event
 //! is sequenced): a shorter period in the file cannot remove them earlier. Hashes are never
@@ -271,6 +274,11 @@ pub async fn run(state: &AppState, ctx: &Ctx, dry_run: bool) -> ApiResult<Retent
         }
     }
     classes.push(count("usager_identity", shredded));
+
+    let archived = tx
+        .archive_usagers_ended_before(now - days(policy.usager_identity_active_days), now, delete)
+        .await?;
+    classes.push(count("usager_identity.archived", archived));
 
     let report = RetentionReport { dry_run, classes };
     if dry_run {

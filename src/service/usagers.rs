@@ -111,6 +111,7 @@ pub async fn create(
         phone: None,
         email: None,
         erased_at: None,
+        archived_at: None,
     };
     let row = seal_usager(&state.keyring, id, &input, base)?;
     tx.insert_usager(&row).await?;
@@ -146,10 +147,14 @@ pub async fn create(
     Ok(Replayable::Fresh(usager))
 }
 
-/// The usager row, if visible to the organisation (else `404`).
+/// The usager row, if visible to the organisation (else `404`): linked to it, neither erased
+/// nor archived (an archived identity is the DPO's only, see [`read_archived`]).
 pub async fn visible_row(tx: &mut dyn Tx, organisation: Uuid, id: Uuid) -> ApiResult<UsagerRow> {
     let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
-    if row.erased_at.is_some() || !tx.usager_links(id).await?.contains(&organisation) {
+    if row.erased_at.is_some()
+        || row.archived_at.is_some()
+        || !tx.usager_links(id).await?.contains(&organisation)
+    {
         return Err(AppError::NotFound);
     }
     Ok(row)
@@ -175,14 +180,63 @@ pub async fn get(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Usage
     Ok(usager)
 }
 
-/// The organisations linked to a usager (for authorization); `404` when unknown or erased.
-pub async fn links(state: &AppState, id: Uuid) -> ApiResult<Vec<Uuid>> {
+/// What authorization needs to know of a usager.
+#[derive(Debug, Clone)]
+pub struct UsagerFacts {
+    /// The organisations linked to the usager.
+    pub linked: Vec<Uuid>,
+    /// Whether the identity is archived (readable by the DPO only).
+    pub archived: bool,
+}
+
+/// The organisations linked to a usager and whether it is archived (for authorization);
+/// `404` when unknown or erased.
+pub async fn links(state: &AppState, id: Uuid) -> ApiResult<UsagerFacts> {
     let mut tx = state.store.begin_read().await?;
     let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
     if row.erased_at.is_some() {
         return Err(AppError::NotFound);
     }
-    Ok(tx.usager_links(id).await?)
+    Ok(UsagerFacts {
+        linked: tx.usager_links(id).await?,
+        archived: row.archived_at.is_some(),
+    })
+}
+
+/// The DPO reads an archived identity, for proof (product rule 8); audited like any read.
+/// Authorized here (`usager.read` on an archived usager); anything not archived is `404`
+/// to the DPO, who never reads a live usager's data.
+pub async fn read_archived(
+    state: &AppState,
+    principal: &crate::authz::Principal,
+    ctx: &super::Ctx,
+    id: Uuid,
+) -> ApiResult<Usager> {
+    let mut tx = state.store.begin().await?;
+    let row = tx
+        .get_usager(id)
+        .await?
+        .filter(|r| r.erased_at.is_none() && r.archived_at.is_some())
+        .ok_or(AppError::NotFound)?;
+    let linked = tx.usager_links(id).await?;
+    state.authz.authorize(
+        principal,
+        crate::authz::Action::UsagerRead,
+        &crate::authz::Resource::Usager {
+            id,
+            linked,
+            archived: true,
+        },
+        &crate::authz::Facts::none(),
+    )?;
+    let usager = to_api(state, &row)?;
+    let event = NewEvent::new(state.clock.now(), ctx.actor.clone(), Details::UsagerRead {})
+        .usager(id)
+        .request_id(ctx.request_id.clone());
+    audit::append(tx.as_mut(), &event).await?;
+    tx.commit().await?;
+    state.sequencer.notify();
+    Ok(usager)
 }
 
 /// Searches the caller's organisation's usagers by blind index; every result is an audited

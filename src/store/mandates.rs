@@ -26,6 +26,9 @@ pub struct UsagerRow {
     pub phone: Option<Vec<u8>>,
     pub email: Option<Vec<u8>>,
     pub erased_at: Option<DateTime<Utc>>,
+    /// Set by retention once the identity's active period is over: from then on only the
+    /// DPO reads it (product rule 8).
+    pub archived_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -139,6 +142,15 @@ pub trait UsagerRepo {
         before: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Uuid>, StoreError>;
+    /// Archives the identity of usagers not erased nor archived, created before `before`,
+    /// whose every mandate ended before `before` (one statement); only counts them when
+    /// `!apply`. Returns their number.
+    async fn archive_usagers_ended_before(
+        &mut self,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+        apply: bool,
+    ) -> Result<i64, StoreError>;
     async fn search_usagers(
         &mut self,
         organisation: Uuid,

@@ -558,7 +558,8 @@ lite_row!(super::UsagerRow {
     birthplace,
     phone,
     email,
-    erased_at
+    erased_at,
+    archived_at
 });
 lite_row!(super::MandateRow {
     id,

@@ -11,8 +11,8 @@ macro_rules! impl_usager_repos {
             ) -> Result<(), $crate::store::StoreError> {
                 $db::query(
                     "INSERT INTO usager (id, created_at, created_by, created_by_org, identity_check, key_version, \
-                     wrapped_key, given_name, family_name, birthdate, birthplace, phone, email, erased_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                     wrapped_key, given_name, family_name, birthdate, birthplace, phone, email, erased_at, archived_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
                 )
                 .bind(r.id)
                 .bind(r.created_at)
@@ -28,6 +28,7 @@ macro_rules! impl_usager_repos {
                 .bind(&r.phone)
                 .bind(&r.email)
                 .bind(r.erased_at)
+                .bind(r.archived_at)
                 .execute(&mut *self.0)
                 .await?;
                 Ok(())
@@ -39,7 +40,7 @@ macro_rules! impl_usager_repos {
             ) -> Result<Option<$crate::store::UsagerRow>, $crate::store::StoreError> {
                 Ok($db::query_as(
                     "SELECT id, created_at, created_by, created_by_org, identity_check, key_version, wrapped_key, \
-                     given_name, family_name, birthdate, birthplace, phone, email, erased_at FROM usager WHERE id = $1",
+                     given_name, family_name, birthdate, birthplace, phone, email, erased_at, archived_at FROM usager WHERE id = $1",
                 )
                 .bind(id)
                 .fetch_optional(&mut *self.0)
@@ -137,6 +138,34 @@ macro_rules! impl_usager_repos {
                 .await?)
             }
 
+            async fn archive_usagers_ended_before(
+                &mut self,
+                before: chrono::DateTime<chrono::Utc>,
+                at: chrono::DateTime<chrono::Utc>,
+                apply: bool,
+            ) -> Result<i64, $crate::store::StoreError> {
+                const ENDED: &str = "u.erased_at IS NULL AND u.archived_at IS NULL AND u.created_at < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM mandate m WHERE m.usager_id = u.id \
+                     AND NOT (m.status IN ('refused', 'expired', 'revoked') \
+                     AND m.ended_at IS NOT NULL AND m.ended_at < $1))";
+                if !apply {
+                    return Ok($db::query_scalar(&format!(
+                        "SELECT COUNT(*) FROM usager u WHERE {ENDED}"
+                    ))
+                    .bind(before)
+                    .fetch_one(&mut *self.0)
+                    .await?);
+                }
+                let r = $db::query(&format!(
+                    "UPDATE usager SET archived_at = $2 WHERE id IN (SELECT u.id FROM usager u WHERE {ENDED})"
+                ))
+                .bind(before)
+                .bind(at)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(i64::try_from(r.rows_affected()).unwrap_or(i64::MAX))
+            }
+
             async fn search_usagers(
                 &mut self,
                 organisation: uuid::Uuid,
@@ -146,7 +175,7 @@ macro_rules! impl_usager_repos {
             ) -> Result<Vec<uuid::Uuid>, $crate::store::StoreError> {
                 let mut q = $db::QueryBuilder::new(
                     "SELECT l.usager_id FROM usager_link l JOIN usager u ON u.id = l.usager_id \
-                     WHERE u.erased_at IS NULL AND l.organisation_id = ",
+                     WHERE u.erased_at IS NULL AND u.archived_at IS NULL AND l.organisation_id = ",
                 );
                 q.push_bind(organisation);
                 if !name_macs.is_empty() {

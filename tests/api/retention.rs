@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::audit_trail::{checkpoint, mandat_cli_env, mandat_cli_ok, quiet_app, verify, witness};
 use crate::common::TestApp;
-use crate::mandates_support::{active_mandate, caller, usager};
+use crate::mandates_support::{FAMILY, active_mandate, caller, usager};
 
 fn class<'a>(r: &'a RetentionReport, name: &str) -> &'a mandat::audit::RetentionCount {
     r.classes
@@ -327,4 +327,87 @@ async fn retention_cli_dry_run_then_run_and_a_bad_file_exits_3() {
     assert!(err.contains("MANDAT_RETENTION_FILE"), "{err}");
     let events = app.audit_events().await;
     assert_eq!(applied(&events).len(), 1, "{:?}", applied(&events));
+}
+
+#[tokio::test]
+async fn an_archived_identity_is_hidden_from_its_organisation_and_read_by_the_dpo() {
+    let app = quiet_app().await;
+    let org = app.org("France Services Arras").await;
+    let aidant = app.member("aidant@exemple.fr", org, "aidant").await;
+    let dpo = app.platform("dpo@exemple.fr", "dpo").await;
+    let c = mandat::service::usagers::Caller {
+        aidant_id: aidant.id,
+        organisation_id: org,
+        request_id: None,
+    };
+    // Four years ago: a usager whose mandate was consented, then revoked.
+    app.clock.advance(Days::days(-4 * 365));
+    let u_old = usager(&app, &c, None).await;
+    let m = active_mandate(&app, &c, u_old, &["social"]).await;
+    mandates::revoke(&app.state, &c, m.id, None, RevocationReason::UsagerRequest)
+        .await
+        .unwrap();
+    app.clock.advance(Days::days(4 * 365));
+    let u_new = usager(&app, &c, None).await;
+
+    let desk = app.login(&aidant).await;
+    let office = app.login(&dpo).await;
+    let read = |client: &reqwest::Client, id: uuid::Uuid| {
+        let req = client.get(app.url(&format!("/api/v1/usagers/{id}")));
+        async move { req.send().await.unwrap() }
+    };
+    let found = |client: &reqwest::Client| {
+        let req = client.get(app.url(&format!("/api/v1/usagers?q={FAMILY}")));
+        async move {
+            let body: Value = req.send().await.unwrap().json().await.unwrap();
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Before the run: the organisation reads both; the DPO reads neither (live data).
+    assert_eq!(read(&desk, u_old).await.status(), 200);
+    assert_eq!(found(&desk).await.len(), 2);
+    assert_eq!(read(&office, u_old).await.status(), 404);
+
+    let dry = retention::run(&app.state, &Ctx::system(), true)
+        .await
+        .unwrap();
+    assert_eq!(class(&dry, "usager_identity.archived").count, 1);
+    assert_eq!(
+        read(&desk, u_old).await.status(),
+        200,
+        "a dry run changes nothing"
+    );
+    let r = retention::run(&app.state, &Ctx::system(), false)
+        .await
+        .unwrap();
+    assert_eq!(class(&r, "usager_identity.archived").count, 1);
+    assert_eq!(class(&r, "usager_identity").count, 0, "not shredded yet");
+
+    // The organisation no longer reads or finds the archived usager; the recent one stays.
+    assert_eq!(read(&desk, u_old).await.status(), 404);
+    assert_eq!(read(&desk, u_new).await.status(), 200);
+    assert_eq!(found(&desk).await, vec![u_new.to_string()]);
+    // The DPO reads the archived identity (for proof), audited; still not the live one.
+    let res = read(&office, u_old).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["family_name"], FAMILY);
+    assert_eq!(read(&office, u_new).await.status(), 404);
+    app.state.sequencer.barrier().await.unwrap();
+    let events = app.audit_events().await;
+    assert!(events.iter().any(|e| e["action"] == "usager.read"
+        && e["usager"] == u_old.to_string()
+        && e["actor"]["id"] == dpo.id.to_string()));
+
+    // A second run has nothing more to archive.
+    let again = retention::run(&app.state, &Ctx::system(), false)
+        .await
+        .unwrap();
+    assert_eq!(class(&again, "usager_identity.archived").count, 0);
+    assert_log_verifies(&app).await;
 }

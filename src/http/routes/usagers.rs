@@ -161,7 +161,8 @@ pub async fn search(
     }))
 }
 
-/// A usager's personal data (organisations linked to them; audited).
+/// A usager's personal data (organisations linked to them; audited). Once archived by
+/// retention, the DPO only.
 #[utoipa::path(get, path = "/api/v1/usagers/{id}", tag = "usagers", params(("id" = Uuid, Path)), responses((status = 200, body = Usager), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn read(
     State(state): State<AppState>,
@@ -169,17 +170,40 @@ pub async fn read(
     RequestId(rid): RequestId,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Usager>> {
+    if session.is_dpo {
+        let ctx = crate::service::Ctx {
+            actor: crate::audit::Actor::aidant(session.aidant_id),
+            request_id: rid,
+        };
+        return Ok(Json(
+            usagers::read_archived(&state, &session.principal(), &ctx, id).await?,
+        ));
+    }
     let org = session.acting_organisation(None)?;
-    let linked = usagers::links(&state, id).await?;
-    if !linked.contains(&org) {
+    let facts = usagers::links(&state, id).await?;
+    if !facts.linked.contains(&org) {
         return Err(AppError::NotFound);
     }
-    state.authz.authorize(
-        &session.principal(),
-        Action::UsagerRead,
-        &Resource::Usager { id, linked },
-        &Facts::none(),
-    )?;
+    state
+        .authz
+        .authorize(
+            &session.principal(),
+            Action::UsagerRead,
+            &Resource::Usager {
+                id,
+                linked: facts.linked,
+                archived: facts.archived,
+            },
+            &Facts::none(),
+        )
+        // An archived usager is hidden from the organisation like an unknown one.
+        .map_err(|e| {
+            if facts.archived {
+                AppError::NotFound
+            } else {
+                AppError::from(e)
+            }
+        })?;
     let caller = Caller {
         aidant_id: session.aidant_id,
         organisation_id: org,
@@ -200,11 +224,15 @@ pub async fn erase(
     RequestId(rid): RequestId,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let linked = usagers::links(&state, id).await?;
+    let facts = usagers::links(&state, id).await?;
     state.authz.authorize(
         &session.principal(),
         Action::UsagerErase,
-        &Resource::Usager { id, linked },
+        &Resource::Usager {
+            id,
+            linked: facts.linked,
+            archived: facts.archived,
+        },
         &Facts::none(),
     )?;
     let ctx = crate::service::Ctx {
