@@ -731,8 +731,8 @@ mod tests {
     #[test]
     fn an_empty_webhook_secret_is_refused() {
         for v in ["", "  "] {
-            let e = Config::from_sources(None, &env(&[("MANDAT_SMS_WEBHOOK_SECRET", v)]))
-                .unwrap_err();
+            let e =
+                Config::from_sources(None, &env(&[("MANDAT_SMS_WEBHOOK_SECRET", v)])).unwrap_err();
             assert_eq!(e.var, "MANDAT_SMS_WEBHOOK_SECRET");
         }
         let dir = tempfile::tempdir().unwrap();

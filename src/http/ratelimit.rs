@@ -76,7 +76,13 @@ impl Default for RateLimits {
 impl<C: Clock + Clone> RateLimits<C> {
     /// The limits on a given clock (tests use a fake one).
     pub fn with_clock(clock: C) -> Self {
-        let keyed = |n| RateLimiter::new(per_minute(n), DefaultKeyedStateStore::default(), clock.clone());
+        let keyed = |n| {
+            RateLimiter::new(
+                per_minute(n),
+                DefaultKeyedStateStore::default(),
+                clock.clone(),
+            )
+        };
         Self {
             login: keyed(10),
             invitation: keyed(30),
@@ -154,10 +160,18 @@ mod tests {
     fn ipv6_addresses_of_one_64_share_a_bucket() {
         let l = RateLimits::with_clock(FakeRelativeClock::default());
         for i in 0..10 {
-            assert!(allowed(&l, Limit::Login, &format!("2001:db8:1:2::{:x}", i + 1)));
+            assert!(allowed(
+                &l,
+                Limit::Login,
+                &format!("2001:db8:1:2::{:x}", i + 1)
+            ));
         }
         // Another address of the same /64: the bucket is empty.
-        assert!(!allowed(&l, Limit::Login, "2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert!(!allowed(
+            &l,
+            Limit::Login,
+            "2001:db8:1:2:ffff:ffff:ffff:ffff"
+        ));
         // Another /64 (differs in the fourth group): its own bucket.
         assert!(allowed(&l, Limit::Login, "2001:db8:1:3::1"));
         // IPv4 addresses stay distinct; an IPv4-mapped address is its IPv4 address.
@@ -213,7 +227,11 @@ mod tests {
         f.record(ip("203.0.113.2"), t0 + chrono::Duration::seconds(30));
         assert_eq!(f.tracked(), 2);
         f.trim(t0 + chrono::Duration::seconds(61));
-        assert_eq!(f.tracked(), 1, "the client whose failures left the window is gone");
+        assert_eq!(
+            f.tracked(),
+            1,
+            "the client whose failures left the window is gone"
+        );
         f.trim(t0 + chrono::Duration::seconds(91));
         assert_eq!(f.tracked(), 0);
     }

@@ -102,4 +102,3 @@ async fn accept_error(e: std::io::Error) {
     tracing::error!(error = %e, "accept failed");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
-
