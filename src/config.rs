@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
 /// A configuration problem, always naming the variable at fault.
@@ -129,6 +129,11 @@ pub struct Config {
     /// How often `serve` applies the retention policy.
     pub retention_interval: std::time::Duration,
     pub request_timeout_secs: u64,
+    /// Time allowed for a request's headers (and for an idle keep-alive connection's next
+    /// request). Not configurable from the environment: [`HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: std::time::Duration,
+    /// Open connections at most. Not configurable from the environment: [`MAX_CONNECTIONS`].
+    pub max_connections: usize,
     pub checkpoint_witness: Option<PathBuf>,
     /// HTTP witness: each checkpoint is POSTed there (background, in order, retried).
     pub checkpoint_witness_url: Option<String>,
@@ -140,6 +145,11 @@ pub struct Config {
     pub publish_checkpoints: bool,
     pub metrics_addr: Option<SocketAddr>,
 }
+
+/// Request headers must arrive within this time (slow clients cannot hold connections).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Open connections at most.
+pub const MAX_CONNECTIONS: usize = 10_000;
 
 /// The raw layer: every key optional, unknown keys refused. Same names in TOML (lower case,
 /// without the `MANDAT_` prefix) and in the environment.
@@ -363,11 +373,26 @@ impl Config {
                 ));
             }
         };
+        let webhook_from_file = raw.sms_webhook_secret_file.is_some();
         let sms_webhook_secret = secret(
             raw.sms_webhook_secret,
             raw.sms_webhook_secret_file,
             "sms_webhook_secret",
         )?;
+        if sms_webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().trim().is_empty())
+        {
+            // An empty HMAC key would let anyone forge webhook calls.
+            return Err(ConfigError::new(
+                if webhook_from_file {
+                    "MANDAT_SMS_WEBHOOK_SECRET_FILE"
+                } else {
+                    "MANDAT_SMS_WEBHOOK_SECRET"
+                },
+                "the webhook secret is empty (unset the variable to turn the webhook off)",
+            ));
+        }
         let mut trusted_proxies = Vec::new();
         for part in raw.trusted_proxies.as_deref().unwrap_or("").split(',') {
             let part = part.trim();
@@ -498,6 +523,8 @@ impl Config {
             retention_file,
             retention_interval,
             request_timeout_secs,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
             checkpoint_witness: raw.checkpoint_witness.map(PathBuf::from),
             checkpoint_witness_url,
             checkpoint_witness_token,
@@ -532,6 +559,8 @@ impl Config {
             retention_file: PathBuf::from("policies/retention.toml"),
             retention_interval: std::time::Duration::from_secs(3600),
             request_timeout_secs: 30,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
             checkpoint_witness: Some(dir.join("witness.jsonl")),
             checkpoint_witness_url: None,
             checkpoint_witness_token: None,
@@ -697,6 +726,28 @@ mod tests {
         let e = Config::from_sources(None, &env(&[("MANDAT_CHECKPOINT_WITNESS_TOKEN", "t")]))
             .unwrap_err();
         assert_eq!(e.var, "MANDAT_CHECKPOINT_WITNESS_TOKEN");
+    }
+
+    #[test]
+    fn an_empty_webhook_secret_is_refused() {
+        for v in ["", "  "] {
+            let e =
+                Config::from_sources(None, &env(&[("MANDAT_SMS_WEBHOOK_SECRET", v)])).unwrap_err();
+            assert_eq!(e.var, "MANDAT_SMS_WEBHOOK_SECRET");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "\n").unwrap();
+        let e = Config::from_sources(
+            None,
+            &env(&[("MANDAT_SMS_WEBHOOK_SECRET_FILE", file.to_str().unwrap())]),
+        )
+        .unwrap_err();
+        assert_eq!(e.var, "MANDAT_SMS_WEBHOOK_SECRET_FILE");
+        let c = Config::from_sources(None, &env(&[("MANDAT_SMS_WEBHOOK_SECRET", "k3y")])).unwrap();
+        assert!(c.sms_webhook_secret.is_some());
+        let c = Config::from_sources(None, &env(&[])).unwrap();
+        assert!(c.sms_webhook_secret.is_none(), "unset: the webhook is off");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! signature, so a running server signs with a rotated key from its next checkpoint on.
 //! Verification accepts every recorded version.
 //!
-//! Sinks: each signed checkpoint is logged (one info line), appended to the witness file and
+//! Sinks: each signed checkpoint is logged (one debug line), appended to the witness file and
 //! queued for the HTTP witness when configured (see [`super::witness`]).
 
 use std::path::PathBuf;
@@ -208,21 +208,30 @@ impl Checkpointer {
         Ok(())
     }
 
-    /// Writes a checkpoint when enough events or enough time have passed.
+    /// Writes a checkpoint when enough events or enough time have passed since the latest
+    /// stored checkpoint (or since the start, when the log has none yet).
+    ///
+    /// The comparison is with the latest *stored* checkpoint, not with the verified prefix:
+    /// the start-up verification may already cover entries that no checkpoint signs yet
+    /// (the first-administrator link is logged just before the writer starts).
     pub async fn maybe_checkpoint(&self) -> Result<Option<CheckpointRow>, CheckpointError> {
-        let size = {
+        let (size, signed) = {
             let mut tx = self.0.store.begin_read().await?;
-            tx.audit_head().await?.0 as u64
+            let size = tx.audit_head().await?.0 as u64;
+            let signed = tx
+                .latest_audit_checkpoint()
+                .await?
+                .map_or(0, |c| c.tree_size as u64);
+            (size, signed)
         };
-        let cached = self.0.cache.lock().await.size;
         let elapsed = self
             .0
             .last_written
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .elapsed();
-        if size > cached
-            && (size - cached >= self.0.settings.every_events
+        if size > signed
+            && (size - signed >= self.0.settings.every_events
                 || elapsed >= self.0.settings.interval)
         {
             self.write_now().await
@@ -355,7 +364,8 @@ impl Checkpointer {
             append_witness(path, &record).map_err(|e| CheckpointError::Witness(e.to_string()))?;
         }
         tx.commit().await?;
-        tracing::info!(
+        // Every second under load: `debug`, not an operator's `info`.
+        tracing::debug!(
             audit.tree_size = n,
             audit.root = %record.root_hash,
             audit.key_id = %row.key_id,

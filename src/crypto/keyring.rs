@@ -85,9 +85,9 @@ impl MasterKey {
     /// Reads the key file, or creates it (mode 0600) when absent. Returns whether it was created.
     pub fn load_or_create_file(path: &Path) -> anyhow::Result<(Self, bool)> {
         use anyhow::Context as _;
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let key = Self::from_base64(&SecretString::from(text))
+        match read_private(path) {
+            Ok(mut text) => {
+                let key = Self::from_base64(&SecretString::from(std::mem::take(&mut *text)))
                     .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
                 Ok((key, false))
             }
@@ -111,6 +111,30 @@ impl MasterKey {
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
     }
+}
+
+/// Reads a key file that only its owner may read or write: a file with any permission for
+/// group or others is refused (the key would no longer be a secret of this service).
+fn read_private(path: &Path) -> std::io::Result<Zeroizing<String>> {
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = f.metadata()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is accessible by group or others (mode {mode:03o}): allow its owner only (chmod 600)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    let mut text = Zeroizing::new(String::new());
+    f.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// A derived 256-bit key of one purpose and version.
@@ -254,6 +278,22 @@ mod tests {
                 0o600
             );
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mandat.keys");
+        MasterKey::load_or_create_file(&p).unwrap();
+        for mode in [0o640, 0o604, 0o620] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = format!("{:#}", MasterKey::load_or_create_file(&p).unwrap_err());
+            assert!(e.contains("group or others"), "{mode:o}: {e}");
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(!MasterKey::load_or_create_file(&p).unwrap().1);
     }
 
     #[test]

@@ -54,6 +54,24 @@ impl CodeFailures {
         }
         map.entry(ip).or_default().push_back(now);
     }
+
+    /// Forgets the clients whose failures all left the window (run on a timer by `serve`).
+    pub fn trim(&self, now: DateTime<Utc>) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, q| q.back().is_some_and(|t| now - *t < WINDOW));
+        map.shrink_to_fit();
+    }
+
+    /// Clients currently remembered.
+    pub fn tracked(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
 }
 
 #[cfg(test)]

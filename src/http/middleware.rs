@@ -116,9 +116,49 @@ pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
     res
 }
 
-/// CSRF in depth for state-changing requests: refuse cross-site `Sec-Fetch-Site` and foreign
-/// `Origin` (403), and require a JSON content type on API writes with a body (415), which a
-/// cross-site HTML form cannot send. The session cookie is also `SameSite=Strict`.
+/// Whether a request has no body: no `Content-Length` and no `Transfer-Encoding` (for HTTP/1.1,
+/// a body of length 0), or `Content-Length: 0`.
+pub fn body_is_empty(req: &Request) -> bool {
+    use axum::body::HttpBody as _;
+    let body = req.body();
+    body.is_end_stream() || body.size_hint().exact() == Some(0)
+}
+
+/// Whether a request declares a JSON body (`application/json` or `application/*+json`).
+pub fn declares_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+}
+
+/// Whether `origin` (an `Origin` header) is the origin of `public_url`: same scheme, host and
+/// port (a default port written or not). `null` and anything unparsable are foreign.
+pub fn is_public_origin(origin: &str, public_url: &str) -> bool {
+    match (reqwest::Url::parse(origin), reqwest::Url::parse(public_url)) {
+        (Ok(o), Ok(p)) => {
+            let (o, p) = (o.origin(), p.origin());
+            o.is_tuple() && o == p
+        }
+        _ => false,
+    }
+}
+
+/// A client-sent `X-Request-Id` is dropped before the request-id layer sets the server's own
+/// (a UUID): client-chosen text never reaches the logs, the audit log or a response.
+pub async fn drop_client_request_id(mut req: Request, next: Next) -> Response {
+    req.headers_mut().remove("x-request-id");
+    next.run(req).await
+}
+
+/// Cross-site protection for state-changing requests, whatever their body: a cross-site or
+/// same-site `Sec-Fetch-Site`, or an `Origin` other than `MANDAT_PUBLIC_URL`'s, gets `403`.
+/// The session cookie is also `SameSite=Strict`. API writes with a body must declare JSON
+/// (`415` otherwise); a body-less action (`curl -X POST …`) needs no content type.
 pub async fn csrf_guard(
     axum::extract::State(state): axum::extract::State<crate::app::AppState>,
     req: Request,
@@ -139,36 +179,53 @@ pub async fn csrf_guard(
     {
         return AppError::Forbidden.into_response();
     }
-    if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = h
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let same = origin == state.config.public_url
-            || origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"))
-                == Some(host);
-        if !same {
+    if let Some(origin) = h.get(header::ORIGIN) {
+        let ok = origin
+            .to_str()
+            .is_ok_and(|o| is_public_origin(o, &state.config.public_url));
+        if !ok {
             return AppError::Forbidden.into_response();
         }
     }
     let path = req.uri().path();
-    let is_api_write = path.starts_with("/api/")
-        && path != "/api/v1/sms/inbound"
-        && *req.method() != Method::DELETE;
-    if is_api_write {
-        let json = h
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            });
-        if !json {
-            return AppError::UnsupportedMediaType.into_response();
-        }
+    let is_api_write = path.starts_with("/api/") && path != "/api/v1/sms/inbound";
+    if is_api_write && !body_is_empty(&req) && !declares_json(h) {
+        return AppError::UnsupportedMediaType.into_response();
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_public_url_origin_is_ours() {
+        let public = "https://mandat.example.org";
+        assert!(is_public_origin("https://mandat.example.org", public));
+        assert!(is_public_origin("https://mandat.example.org:443", public));
+        assert!(is_public_origin(
+            "https://mandat.example.org",
+            "https://Mandat.Example.org:443/base"
+        ));
+        for foreign in [
+            "http://mandat.example.org",
+            "https://mandat.example.org:8443",
+            "https://evil.example",
+            "https://mandat.example.org.evil.example",
+            "null",
+            "",
+            "mandat.example.org",
+        ] {
+            assert!(!is_public_origin(foreign, public), "{foreign}");
+        }
+    }
+
+    #[test]
+    fn empty_bodies() {
+        let req = |body: axum::body::Body| Request::builder().body(body).unwrap();
+        assert!(body_is_empty(&req(axum::body::Body::empty())));
+        assert!(body_is_empty(&req(axum::body::Body::from(""))));
+        assert!(!body_is_empty(&req(axum::body::Body::from("{}"))));
+    }
 }

@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod pages;
 pub mod ratelimit;
 pub mod routes;
+pub mod serve;
 
 use std::time::Duration;
 
@@ -69,7 +70,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(middleware::make_span))
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid));
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(
+            middleware::drop_client_request_id,
+        ));
     for (name, value) in security_headers() {
         stack = stack.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }

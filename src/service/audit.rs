@@ -166,7 +166,17 @@ pub async fn search(
 /// French CSV header line.
 pub const CSV_HEADER: &str = "index,horodatage,action,type_acteur,id_acteur,organisation,usager,mandat,cible,id_requete,details,empreinte_feuille,contenu_purge\r\n";
 
-fn csv_field(out: &mut String, v: &str) {
+/// One CSV cell. A value a spreadsheet would read as a formula (starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return) gets a `'` in front (OWASP, CSV injection); then the
+/// cell is quoted when it holds a comma, a quote or a line break.
+pub fn csv_field(out: &mut String, v: &str) {
+    let neutralised;
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        neutralised = format!("'{v}");
+        neutralised.as_str()
+    } else {
+        v
+    };
     if v.contains([',', '"', '\n', '\r']) {
         out.push('"');
         out.push_str(&v.replace('"', "\"\""));
@@ -379,12 +389,39 @@ pub async fn consistency(state: &AppState, from: i64, to: i64) -> ApiResult<Cons
     })
 }
 
+/// The latest signed checkpoint; `404` only while the log is empty. When events exist but
+/// the writer has not signed its first checkpoint yet, it is signed now.
 pub async fn latest_checkpoint(state: &AppState) -> ApiResult<LatestCheckpoint> {
-    let mut tx = state.store.begin_snapshot().await?;
-    let cp = tx
-        .latest_audit_checkpoint()
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let stored = {
+        let mut tx = state.store.begin_snapshot().await?;
+        tx.latest_audit_checkpoint().await?
+    };
+    let cp = match stored {
+        Some(cp) => cp,
+        None => {
+            state.sequencer.barrier().await?;
+            let empty = {
+                let mut tx = state.store.begin_snapshot().await?;
+                tx.audit_head().await?.0 == 0
+            };
+            if empty {
+                return Err(AppError::NotFound);
+            }
+            match state.checkpoints.write_now().await {
+                Ok(Some(cp)) => cp,
+                // Signed meanwhile by the background writer (or another instance).
+                Ok(None) => {
+                    let mut tx = state.store.begin_snapshot().await?;
+                    tx.latest_audit_checkpoint()
+                        .await?
+                        .ok_or(AppError::Unavailable)?
+                }
+                Err(crate::audit::checkpointer::CheckpointError::Store(e)) => return Err(e.into()),
+                // An integrity failure (the writer no longer signs; `/readyz` says so).
+                Err(_) => return Err(AppError::Unavailable),
+            }
+        }
+    };
     Ok(LatestCheckpoint {
         tree_size: cp.tree_size,
         root_hash: hex::encode(&cp.root_hash),
@@ -446,4 +483,31 @@ pub async fn verify(
     tx.commit().await?;
     state.sequencer.notify();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    fn cell(v: &str) -> String {
+        let mut out = String::new();
+        csv_field(&mut out, v);
+        out
+    }
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(cell("+33612345678"), "'+33612345678");
+        assert_eq!(cell("-2+3"), "'-2+3");
+        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(cell("\tx"), "'\tx");
+        assert_eq!(cell("\rx"), "\"'\rx\"");
+        // Ordinary values are unchanged; a sign inside a value is no formula.
+        assert_eq!(cell("mandate.revoked"), "mandate.revoked");
+        assert_eq!(cell("2026-11-23T09:00:00Z"), "2026-11-23T09:00:00Z");
+        assert_eq!(cell("a=b"), "a=b");
+        assert_eq!(cell(""), "");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+    }
 }

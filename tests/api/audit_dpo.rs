@@ -386,3 +386,85 @@ async fn pruned_payloads_keep_the_log_verifiable_and_an_independent_verifier_agr
     std::fs::write(dir.join("checkpoint.json"), cp2.to_string()).unwrap();
     assert_eq!(run().status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn csv_exports_neutralise_formula_cells() {
+    let app = quiet_app().await;
+    // Request ids chosen by clients were stored by the first release: such an event still
+    // exports without opening as a formula in a spreadsheet.
+    let formulas = [
+        "=HYPERLINK(\"https://evil.example\",\"ouvrir\")",
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(A1:A2)",
+        "\tx",
+        "\rx",
+    ];
+    for f in formulas {
+        let mut tx = app.state.store.begin().await.unwrap();
+        let ev = NewEvent::new(
+            app.state.clock.now(),
+            Actor::system(),
+            Details::AuditVerified {
+                ok: true,
+                entries: 1,
+            },
+        )
+        .request_id(Some(f.to_owned()));
+        audit::append(tx.as_mut(), &ev).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    app.state.sequencer.barrier().await.unwrap();
+    let dpo = app.platform("dpo@mandat.test", "dpo").await;
+    let c = app.login(&dpo).await;
+    app.step_up(&c, &dpo).await;
+    let res = c
+        .get(app.url("/api/v1/audit/export?format=csv&action=audit.verified"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let csv = res.text().await.unwrap();
+    // The request id is the tenth column; quoted cells (with `"` or a line break) start
+    // with `"'`.
+    for expected in [
+        "\"'=HYPERLINK(\"\"https://evil.example\"\",\"\"ouvrir\"\")\"",
+        "'+1+cmd|' /C calc'!A0",
+        "'-2+3",
+        "'@SUM(A1:A2)",
+        "'\tx",
+        "\"'\rx\"",
+    ] {
+        assert!(
+            csv.contains(&format!(",{expected},")),
+            "{expected:?} in {csv}"
+        );
+    }
+    for f in formulas {
+        for prefix in [",", ",\""] {
+            assert!(
+                !csv.contains(&format!("{prefix}{}", &f[..2])),
+                "{f:?} left as a formula"
+            );
+        }
+    }
+    // The JSONL export stays the canonical events, unchanged.
+    let jsonl = c
+        .get(app.url("/api/v1/audit/export?format=jsonl&action=audit.verified"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ids: Vec<String> = jsonl
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["request_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, formulas);
+}

@@ -12,9 +12,106 @@ fn db_env(c: &mut Command, dir: &std::path::Path, url: &mandat::config::Database
             let _ = dir;
         }
         mandat::config::DatabaseUrl::Postgres(u) => {
-            c.env("MANDAT_DATABASE_URL", u.expose_secret());
+            // PostgreSQL needs a configured master key (no generated key file).
+            c.env("MANDAT_DATABASE_URL", u.expose_secret())
+                .env("MANDAT_MASTER_KEY", crate::audit_trail::TEST_MASTER_KEY);
         }
     }
+}
+
+/// `serve` with `env`, expected to stop at once with exit code 3 naming `var`.
+fn refused(dir: &std::path::Path, env: &[(&str, &str)], var: &str) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = mandat(dir);
+    c.env("MANDAT_LISTEN", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("serve started with {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    use std::io::Read as _;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "{env:?}: {err}");
+    assert!(err.contains(var), "{env:?} should name {var}: {err}");
+}
+
+#[test]
+fn an_empty_webhook_secret_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    refused(
+        dir.path(),
+        &[("MANDAT_SMS_WEBHOOK_SECRET", "")],
+        "MANDAT_SMS_WEBHOOK_SECRET",
+    );
+    let file = dir.path().join("webhook-secret");
+    std::fs::write(&file, "\n").unwrap();
+    refused(
+        dir.path(),
+        &[("MANDAT_SMS_WEBHOOK_SECRET_FILE", file.to_str().unwrap())],
+        "MANDAT_SMS_WEBHOOK_SECRET_FILE",
+    );
+    assert!(!dir.path().join("mandat.db").exists(), "nothing created");
+}
+
+#[tokio::test]
+async fn postgres_without_a_master_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // The database need not exist: the key is checked first.
+    let url = match std::env::var("TEST_POSTGRES_URL") {
+        Ok(server) => format!("{}/mandat_never_created", server.trim_end_matches('/')),
+        Err(_) => "postgres://postgres@127.0.0.1:1/none".to_owned(),
+    };
+    let d = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        refused(&d, &[("MANDAT_DATABASE_URL", &url)], "MANDAT_MASTER_KEY");
+    })
+    .await
+    .unwrap();
+    assert!(
+        !dir.path().join("mandat.keys").exists(),
+        "no key file generated for PostgreSQL"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_readable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("mandat.keys");
+    std::fs::write(&keys, format!("{}\n", crate::audit_trail::TEST_MASTER_KEY)).unwrap();
+    for mode in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(mode)).unwrap();
+        refused(
+            dir.path(),
+            &[("MANDAT_KEYS_FILE", keys.to_str().unwrap())],
+            "MANDAT_KEYS_FILE",
+        );
+    }
+    // The default path too.
+    refused(dir.path(), &[], "MANDAT_KEYS_FILE");
+    assert!(!dir.path().join("mandat.db").exists(), "nothing created");
 }
 
 #[test]
@@ -147,7 +244,9 @@ async fn serve_in_an_empty_directory_creates_the_database_and_answers() {
         assert!(dir.path().join("mandat.db").exists());
     }
     let keys = dir.path().join("mandat.keys");
-    assert!(keys.exists(), "master key generated on a first local run");
+    if is_sqlite {
+        assert!(keys.exists(), "master key generated on a first local run");
+    }
     use std::io::Read as _;
     let mut out = String::new();
     child

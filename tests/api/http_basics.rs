@@ -233,9 +233,21 @@ async fn cross_site_writes_are_refused() {
         .await
         .unwrap();
     problem(res, StatusCode::FORBIDDEN, "forbidden").await;
-    // A body-less write must still declare JSON (an HTML form cannot).
+    // An Origin naming the Host the request was sent to is not enough: only
+    // MANDAT_PUBLIC_URL's origin is the service's.
     let res = c
-        .post(app.url("/api/v1/session/step-up"))
+        .post(app.url("/api/v1/organisations"))
+        .header("origin", app.base.clone())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::FORBIDDEN, "forbidden").await;
+    // A body that is not JSON.
+    let res = c
+        .post(app.url("/api/v1/organisations"))
+        .header("content-type", "text/plain")
+        .body("name=N")
         .send()
         .await
         .unwrap();
@@ -245,13 +257,135 @@ async fn cross_site_writes_are_refused() {
         "unsupported_media_type",
     )
     .await;
+    // No body where one is needed: a clear 400, not a content-type complaint.
+    let res = c
+        .post(app.url("/api/v1/session/step-up"))
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_eq!(app.count("organisation").await, 0, "nothing written");
     let res = c
         .post(app.url("/api/v1/organisations"))
-        .header("origin", app.base.clone())
+        .header("origin", app.origin())
         .json(&body)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 201, "same origin accepted");
     assert_eq!(app.count("organisation").await, 1);
+}
+
+/// A raw HTTP/1.1 request (what `curl -X POST` sends: no `Content-Length`, no
+/// `Content-Type`); returns the status code.
+async fn raw_post(app: &TestApp, path: &str, cookie: &str, extra: &str) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n{extra}Connection: close\r\n\r\n",
+        app.addr
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {text}"))
+}
+
+#[tokio::test]
+async fn bodyless_actions_need_no_content_type_but_stay_same_origin() {
+    let app = TestApp::spawn().await;
+    let dpo = app.platform("dpo@mandat.test", "dpo").await;
+    let c = app.new_client();
+    let res = c
+        .post(app.url("/api/v1/session"))
+        .json(&serde_json::json!({"email": dpo.email, "password": dpo.password, "totp": app.code(&dpo.totp_secret)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let set_cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let verified = || async {
+        app.audit_events()
+            .await
+            .iter()
+            .filter(|e| e["action"] == "audit.verified")
+            .count()
+    };
+
+    // `curl -X POST …/audit/verify`: no Content-Length, no Content-Type.
+    assert_eq!(
+        raw_post(&app, "/api/v1/audit/verify", &cookie, "").await,
+        200
+    );
+    // `Content-Length: 0`, no Content-Type.
+    assert_eq!(
+        raw_post(
+            &app,
+            "/api/v1/audit/verify",
+            &cookie,
+            "Content-Length: 0\r\n"
+        )
+        .await,
+        200
+    );
+    let res = c
+        .post(app.url("/api/v1/audit/verify"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(verified().await, 3);
+
+    // Without a body, cross-site protection still applies.
+    for extra in [
+        "Sec-Fetch-Site: cross-site\r\n",
+        "Sec-Fetch-Site: same-site\r\n",
+        "Origin: https://evil.example\r\n",
+        "Origin: null\r\n",
+    ] {
+        assert_eq!(
+            raw_post(&app, "/api/v1/audit/verify", &cookie, extra).await,
+            403,
+            "{extra}"
+        );
+    }
+    let res = c
+        .post(app.url("/api/v1/audit/verify"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::FORBIDDEN, "forbidden").await;
+    // The service's own pages may (same origin, or typed by the user).
+    for extra in [
+        "Sec-Fetch-Site: same-origin\r\nOrigin: http://127.0.0.1:8080\r\n",
+        "Sec-Fetch-Site: none\r\n",
+    ] {
+        assert_eq!(
+            raw_post(&app, "/api/v1/audit/verify", &cookie, extra).await,
+            200,
+            "{extra}"
+        );
+    }
+    // A non-empty body must be JSON, even where none is needed.
+    let res = c
+        .post(app.url("/api/v1/audit/verify"))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    problem(
+        res,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    assert_eq!(verified().await, 5, "the refused requests changed nothing");
 }

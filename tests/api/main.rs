@@ -4,10 +4,12 @@
 mod common;
 
 mod accounts;
+mod audit_checkpoints;
 mod audit_core;
 mod audit_dpo;
 mod audit_trail;
 mod cli;
+mod connections;
 mod http_basics;
 mod keys;
 mod mandates;
@@ -16,6 +18,7 @@ mod mandates_rules;
 mod mandates_support;
 mod members;
 mod pages;
+mod request_ids;
 mod retention;
 mod secrets_at_rest;
 mod sms_inbound;

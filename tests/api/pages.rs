@@ -26,7 +26,7 @@ async fn first_administrator_enrols_through_the_pages() {
         let req = app
             .client
             .post(app.url(path))
-            .header("origin", app.base.clone())
+            .header("origin", app.origin())
             .form(fields);
         async move { req.send().await.unwrap() }
     };
@@ -66,7 +66,7 @@ async fn first_administrator_enrols_through_the_pages() {
         let req = app
             .client
             .post(app.url(&format!("{path}/code")))
-            .header("origin", app.base.clone())
+            .header("origin", app.origin())
             .form(&[("secret", secret.as_str()), ("totp", code.as_str())]);
         async move { req.send().await.unwrap() }
     };

@@ -25,7 +25,8 @@ async fn no_password_seed_or_session_id_in_clear_in_the_database_or_the_logs() {
     };
     let with_db = |mut c: Command| {
         if let Some(u) = &db_env {
-            c.env("MANDAT_DATABASE_URL", u);
+            c.env("MANDAT_DATABASE_URL", u)
+                .env("MANDAT_MASTER_KEY", crate::audit_trail::TEST_MASTER_KEY);
         }
         c
     };

@@ -134,6 +134,15 @@ impl TestApp {
         Self::builder().spawn().await
     }
 
+    /// The origin of `MANDAT_PUBLIC_URL`: what a browser on the service's pages sends as
+    /// `Origin` (the server listens elsewhere in tests, which does not matter).
+    pub fn origin(&self) -> String {
+        reqwest::Url::parse(&self.state.config.public_url)
+            .expect("public URL")
+            .origin()
+            .ascii_serialization()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
