@@ -44,7 +44,10 @@ async fn first_administrator_then_organisation_then_referent_then_aidant() {
         .json()
         .await
         .unwrap();
-    assert_eq!(info, json!({"email": null, "organisation_name": ""}));
+    assert_eq!(
+        info,
+        json!({"email": null, "organisation_name": "", "kind": "first_admin"})
+    );
     let secret = enrol(
         &app,
         &link,
@@ -111,7 +114,7 @@ async fn first_administrator_then_organisation_then_referent_then_aidant() {
         .unwrap();
     assert_eq!(
         info,
-        json!({"email": "ref@example.fr", "organisation_name": "France Services Arras"})
+        json!({"email": "ref@example.fr", "organisation_name": "France Services Arras", "kind": "enrol"})
     );
     // A weak password is refused, nothing enrolled.
     let weak = app
