@@ -278,5 +278,8 @@ fn joining_needs_a_fresh_factor_and_no_platform_role() {
         Err(Denial::StepUpRequired)
     );
     stale.fresh_factor_age = 900;
-    assert_eq!(authz.authorize(&stale, Action::InvitationJoin, &a, &n), Ok(()));
+    assert_eq!(
+        authz.authorize(&stale, Action::InvitationJoin, &a, &n),
+        Ok(())
+    );
 }

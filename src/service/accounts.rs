@@ -309,8 +309,7 @@ pub async fn step_up(
     let mac = ip_mac(state, ip);
     let mut tx = state.store.begin().await?;
     if !tx.ensure_unlocked(session.aidant_id, now).await? {
-        let refused =
-            refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
+        let refused = refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
         tx.commit().await?;
         state.sequencer.notify();
         return Err(refused);
@@ -364,8 +363,7 @@ pub async fn change_password(
     let current_ok = state.hasher.verify(current, account.password_hash).await;
     if locked {
         let mut tx = state.store.begin().await?;
-        let refused =
-            refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
+        let refused = refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
         tx.commit().await?;
         state.sequencer.notify();
         return Err(refused);
@@ -383,8 +381,7 @@ pub async fn change_password(
     let hash = state.hasher.hash(new).await?;
     let mut tx = state.store.begin().await?;
     if !tx.ensure_unlocked(session.aidant_id, now).await? {
-        let refused =
-            refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
+        let refused = refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
         tx.commit().await?;
         state.sequencer.notify();
         return Err(refused);

@@ -381,7 +381,10 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
     };
     let password_hash = if let (true, Some(a)) = (reset, &account) {
         let locked = accounts::is_locked(a, state.clock.now());
-        let ok = state.hasher.verify(input.password, a.password_hash.clone()).await;
+        let ok = state
+            .hasher
+            .verify(input.password, a.password_hash.clone())
+            .await;
         if locked || !ok {
             let mut tx = state.store.begin().await?;
             let out = if locked {
@@ -503,9 +506,11 @@ pub async fn confirm(
     let account = tx.get_aidant(aidant).await?.ok_or(AppError::NotFound)?;
     let allowed = match inv.purpose.as_str() {
         "first_admin" => true,
-        "invite" => tx.memberships(aidant).await?.iter().any(|m| {
-            Some(m.organisation_id) == inv.organisation_id && m.active && !m.pending
-        }),
+        "invite" => tx
+            .memberships(aidant)
+            .await?
+            .iter()
+            .any(|m| Some(m.organisation_id) == inv.organisation_id && m.active && !m.pending),
         "totp_reset" => account.active,
         _ => false,
     };
@@ -597,8 +602,7 @@ pub async fn deactivate(
         .await?
         .iter()
         .any(|m| m.active && m.organisation_id != org);
-    let account_deactivated =
-        !membership.pending && !others && !target.is_admin && !target.is_dpo;
+    let account_deactivated = !membership.pending && !others && !target.is_admin && !target.is_dpo;
     let mut ended = 0;
     if account_deactivated {
         tx.set_aidant_active(aidant, false).await?;
@@ -759,10 +763,14 @@ pub async fn join(
     if tx.join_membership(session.aidant_id, org).await? != 1 {
         return Err(AppError::NotFound);
     }
-    let ev = NewEvent::new(now, Actor::aidant(session.aidant_id), Details::AidantJoined { role })
-        .organisation(org)
-        .target(session.aidant_id)
-        .request_id(request_id);
+    let ev = NewEvent::new(
+        now,
+        Actor::aidant(session.aidant_id),
+        Details::AidantJoined { role },
+    )
+    .organisation(org)
+    .target(session.aidant_id)
+    .request_id(request_id);
     audit::append(tx.as_mut(), &ev).await?;
     tx.commit().await?;
     state.sequencer.notify();

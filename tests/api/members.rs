@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::common::{Account, PASSWORD, TestApp};
 
 /// Enrols through an invitation URL; returns the TOTP secret.
-async fn enrol(app: &TestApp, url: &str, body: Value) -> String {
+pub async fn enrol(app: &TestApp, url: &str, body: Value) -> String {
     let token = url.rsplit('/').next().unwrap();
     let res = app
         .post_json(&format!("/api/v1/invitations/{token}/accept"), &body)

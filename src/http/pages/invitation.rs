@@ -267,7 +267,10 @@ async fn submit_join(
             session.now = now;
         }
         Err(AppError::InvalidCode { .. }) => {
-            p.general_error = Some("Code incorrect : saisissez le code affiché maintenant par votre application.".into());
+            p.general_error = Some(
+                "Code incorrect : saisissez le code affiché maintenant par votre application."
+                    .into(),
+            );
             return page(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
         Err(e) => return error_page(e),
