@@ -342,12 +342,14 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
     };
     let reset = inv.purpose == "totp_reset";
     match (inv.purpose.as_str(), &account) {
-        ("invite" | "totp_reset", Some(_)) | ("first_admin", None) => {}
+        // A first-administrator link is attached to its account at the first acceptance
+        // and may be accepted again until it is confirmed.
+        ("invite" | "totp_reset", Some(_)) | ("first_admin", _) => {}
         // A join invitation never sets credentials; an enrolment link of an active account
         // has nothing left to set.
         _ => return Err(AppError::NotFound),
     }
-    if inv.purpose == "invite" && account.as_ref().is_some_and(|a| a.active) {
+    if inv.purpose != "totp_reset" && account.as_ref().is_some_and(|a| a.active) {
         return Err(AppError::NotFound);
     }
     let mac = accounts::ip_mac(state, input.ip);

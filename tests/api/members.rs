@@ -434,3 +434,27 @@ async fn physical_cards_are_imported_bound_and_used_to_log_in() {
         "no serial in events"
     );
 }
+
+#[tokio::test]
+async fn an_enrolment_link_can_be_accepted_again_until_it_is_confirmed() {
+    let app = TestApp::spawn().await;
+    let link = mandat::service::users::first_admin_link(&app.state)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = link.rsplit('/').next().unwrap();
+    let body = json!({"password": PASSWORD, "email": "admin@example.fr", "display_name": "Admin"});
+    let first = app
+        .post_json(&format!("/api/v1/invitations/{token}/accept"), &body)
+        .await;
+    assert_eq!(first.status(), 200);
+    // The enrolment page was lost: the same link gives a new secret, the old one is retired.
+    let secret = enrol(&app, &link, body).await;
+    let admin = Account {
+        id: uuid::Uuid::nil(),
+        email: "admin@example.fr".into(),
+        password: PASSWORD.into(),
+        totp_secret: secret,
+    };
+    app.login(&admin).await;
+}
