@@ -318,6 +318,11 @@ async fn an_enrolled_account_is_not_added_silently_and_joins_with_a_fresh_factor
             .await
             .contains(&w.id.to_string())
     );
+
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let op = &doc["paths"]["/api/v1/invitations/{token}/join"]["post"];
+    assert_eq!(op["tags"], json!(["members"]));
+    assert!(op["responses"]["204"].is_object() && op["responses"]["404"].is_object());
 }
 
 /// A pending membership cancelled by the organisation voids its join invitation and leaves
