@@ -105,6 +105,9 @@ pub enum Details {
     AidantPasswordChanged { sessions_ended: i64 },
     #[serde(rename = "aidant.organisation_switched")]
     AidantOrganisationSwitched {},
+    /// An existing account accepted a join invitation: its pending membership is active.
+    #[serde(rename = "aidant.joined")]
+    AidantJoined { role: String },
     #[serde(rename = "usager.created")]
     UsagerCreated {
         identity_check: String,

@@ -250,3 +250,36 @@ fn totp_reset_needs_a_recent_step_up() {
         Err(Denial::Forbidden)
     );
 }
+
+#[test]
+fn joining_needs_a_fresh_factor_and_no_platform_role() {
+    let authz = Authz::load().unwrap();
+    let a = Resource::Organisation(org_a());
+    let n = Facts::none();
+    // Any active account may join (the invitation, checked by the handler, names it).
+    for who in ["referent_b", "aidant_a"] {
+        check(&authz, who, Action::InvitationJoin, &a, &n, Ok(()));
+    }
+    for who in ["admin", "dpo", "inactive_referent_a", "inactive_admin"] {
+        check(
+            &authz,
+            who,
+            Action::InvitationJoin,
+            &a,
+            &n,
+            Err(Denial::Forbidden),
+        );
+    }
+    let mut stale = principal("referent_b");
+    stale.fresh_factor_age = 901;
+    stale.step_up_age = None;
+    assert_eq!(
+        authz.authorize(&stale, Action::InvitationJoin, &a, &n),
+        Err(Denial::StepUpRequired)
+    );
+    stale.fresh_factor_age = 900;
+    assert_eq!(
+        authz.authorize(&stale, Action::InvitationJoin, &a, &n),
+        Ok(())
+    );
+}

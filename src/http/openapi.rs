@@ -32,6 +32,7 @@ use crate::app::AppState;
         crate::http::routes::members::invitation,
         crate::http::routes::members::accept,
         crate::http::routes::members::confirm,
+        crate::http::routes::members::join,
         crate::http::routes::organisations::create,
         crate::http::routes::organisations::read,
         crate::http::routes::organisations::update,

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
@@ -15,7 +15,7 @@ use crate::domain::FieldError;
 use crate::domain::account::{Email, check_password};
 use crate::error::{ApiResult, AppError};
 use crate::http::auth::{Membership, Session, active_memberships};
-use crate::store::{LoginState, SessionRow};
+use crate::store::{AidantRow, SessionRow, Tx};
 
 pub const MAX_FAILURES: i32 = 5;
 pub const FAILURE_WINDOW: Duration = Duration::minutes(15);
@@ -45,27 +45,99 @@ impl From<&Session> for Me {
     }
 }
 
-/// The throttling state after one more failure: counted within a 15-minute window; the
-/// fifth locks the account for 15 minutes (and resets the counter). Returns whether it locked.
-fn after_failure(
-    a: &crate::store::AidantRow,
-    now: chrono::DateTime<chrono::Utc>,
-) -> (LoginState, bool) {
-    let in_window = a
-        .failed_window_start
-        .is_some_and(|w| now - w < FAILURE_WINDOW);
-    let count = if in_window { a.failed_logins + 1 } else { 1 };
-    let locked = count >= MAX_FAILURES;
-    let state = LoginState {
-        failed_logins: if locked { 0 } else { count },
-        failed_window_start: match (locked, in_window) {
-            (true, _) => None,
-            (false, true) => a.failed_window_start,
-            (false, false) => Some(now),
-        },
-        locked_until: locked.then_some(now + LOCK_DURATION),
+/// What one failed password or code check did to the account.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Failure {
+    /// The account is locked now (by this failure or by a concurrent one).
+    pub locked: bool,
+    pub attempts_left: i64,
+}
+
+/// Counts one failed check of the account's password or code — atomically, in `tx` — and
+/// audits it (`aidant.login_failed`). Failures count within a 15-minute window; the fifth
+/// locks the account for 15 minutes. When `end_sessions`, a lock also ends the account's
+/// sessions (checks made inside a session: step-up, password change).
+pub(super) async fn count_failure(
+    state: &AppState,
+    tx: &mut dyn Tx,
+    aidant: Uuid,
+    ip_mac: String,
+    end_sessions: bool,
+    request_id: Option<String>,
+) -> ApiResult<Failure> {
+    let now = state.clock.now();
+    let after = tx
+        .record_auth_failure(
+            aidant,
+            now,
+            now - FAILURE_WINDOW,
+            MAX_FAILURES,
+            now + LOCK_DURATION,
+        )
+        .await?;
+    let locked = after
+        .and_then(|s| s.locked_until)
+        .is_some_and(|until| until > now);
+    if locked && end_sessions {
+        tx.delete_sessions_of(aidant, None).await?;
+    }
+    let ev = NewEvent::new(
+        now,
+        Actor::aidant(aidant),
+        Details::AidantLoginFailed { locked, ip_mac },
+    )
+    .request_id(request_id);
+    audit::append(tx, &ev).await?;
+    let count = match after {
+        Some(s) if !locked => s.failed_logins,
+        _ => MAX_FAILURES,
     };
-    (state, locked)
+    Ok(Failure {
+        locked,
+        attempts_left: i64::from(MAX_FAILURES - count).max(0),
+    })
+}
+
+/// An attempt on a locked account: audited as a failure (`locked: true`), answered `429`
+/// with the seconds left. The caller commits `tx`.
+pub(super) async fn refuse_locked(
+    state: &AppState,
+    tx: &mut dyn Tx,
+    aidant: Uuid,
+    ip_mac: String,
+    request_id: Option<String>,
+) -> ApiResult<AppError> {
+    let now = state.clock.now();
+    let until = tx
+        .get_aidant(aidant)
+        .await?
+        .and_then(|a| a.locked_until)
+        .filter(|u| *u > now)
+        .unwrap_or(now + LOCK_DURATION);
+    let ev = NewEvent::new(
+        now,
+        Actor::aidant(aidant),
+        Details::AidantLoginFailed {
+            locked: true,
+            ip_mac,
+        },
+    )
+    .request_id(request_id);
+    audit::append(tx, &ev).await?;
+    Ok(locked_error(until, now))
+}
+
+fn locked_error(until: DateTime<Utc>, now: DateTime<Utc>) -> AppError {
+    AppError::RateLimited {
+        retry_after_secs: u64::try_from((until - now).num_seconds())
+            .unwrap_or(1)
+            .max(1),
+    }
+}
+
+/// Whether the account is locked at `now` (as read; writes re-check in their transaction).
+pub(super) fn is_locked(a: &AidantRow, now: DateTime<Utc>) -> bool {
+    a.locked_until.is_some_and(|u| u > now)
 }
 
 /// A keyed, truncated hash of an IP for audit details (never the IP itself).
@@ -82,7 +154,8 @@ pub struct LoginInput {
     pub totp: String,
 }
 
-/// Password + TOTP. Every failure looks the same (`401`); a locked account gets `429`.
+/// Password + TOTP. Every failure looks the same (`401`) and is counted and audited in the
+/// write transaction; a locked account gets `429` (audited too).
 pub async fn login(
     state: &AppState,
     input: LoginInput,
@@ -103,21 +176,7 @@ pub async fn login(
         }
         None => (None, Vec::new()),
     };
-    if let Some(a) = &aidant
-        && let Some(until) = a.locked_until
-        && until > now
-    {
-        // Still costs a verification: the answer time does not reveal the lock.
-        let _ = state
-            .hasher
-            .verify(input.password, a.password_hash.clone())
-            .await;
-        return Err(AppError::RateLimited {
-            retry_after_secs: u64::try_from((until - now).num_seconds())
-                .unwrap_or(1)
-                .max(1),
-        });
-    }
+    // Always one verification: the answer time reveals neither the account nor its lock.
     let password_ok = state
         .hasher
         .verify(
@@ -125,40 +184,57 @@ pub async fn login(
             aidant.as_ref().and_then(|a| a.password_hash.clone()),
         )
         .await;
-    let code = factors::match_code(state, &factor_rows, &input.totp, &["active"])?;
     let mac = ip_mac(state, ip);
     let mut tx = state.store.begin().await?;
+    if let Some(a) = aidant.as_ref().filter(|a| is_locked(a, now)) {
+        let refused = refuse_locked(state, tx.as_mut(), a.id, mac, request_id).await?;
+        tx.commit().await?;
+        state.sequencer.notify();
+        tracing::info!(locked = true, "login refused");
+        return Err(refused);
+    }
+    let code = factors::match_code(state, &factor_rows, &input.totp, &["active"])?;
     let success = match (&aidant, password_ok, code) {
         (Some(a), true, Some((factor, step))) if a.active => tx.use_totp_step(factor, step).await?,
         _ => false,
     };
     let Some(a) = aidant.clone().filter(|_| success) else {
-        let (actor, locked) = match &aidant {
+        let locked = match &aidant {
             Some(a) => {
-                let (failure, locked) = after_failure(a, now);
-                tx.set_login_state(a.id, failure).await?;
-                (Actor::aidant(a.id), locked)
+                count_failure(state, tx.as_mut(), a.id, mac, false, request_id)
+                    .await?
+                    .locked
             }
-            None => (Actor::anonymous(), false),
+            None => {
+                let ev = NewEvent::new(
+                    now,
+                    Actor::anonymous(),
+                    Details::AidantLoginFailed {
+                        locked: false,
+                        ip_mac: mac,
+                    },
+                )
+                .request_id(request_id);
+                audit::append(tx.as_mut(), &ev).await?;
+                false
+            }
         };
-        let ev = NewEvent::new(
-            now,
-            actor,
-            Details::AidantLoginFailed {
-                locked,
-                ip_mac: mac,
-            },
-        )
-        .request_id(request_id);
-        audit::append(tx.as_mut(), &ev).await?;
         tx.commit().await?;
         state.sequencer.notify();
         tracing::info!(locked, "login failed");
         return Err(AppError::Unauthenticated);
     };
+    // The lock is checked again where the session is created: a concurrent failure that
+    // locked the account since the read above wins.
+    if !tx.record_login(a.id, now).await? {
+        let refused = refuse_locked(state, tx.as_mut(), a.id, mac, request_id).await?;
+        tx.commit().await?;
+        state.sequencer.notify();
+        tracing::info!(locked = true, "login refused");
+        return Err(refused);
+    }
     let token = tokens::new_token().map_err(anyhow::Error::from)?;
     let id_hash = sha256(token.expose_secret().as_bytes()).to_vec();
-    tx.record_login(a.id, now).await?;
     tx.insert_session(&SessionRow {
         id_hash,
         aidant_id: a.id,
@@ -221,27 +297,22 @@ pub async fn logout(
 }
 
 /// A deliberate extra code: marks the session stepped-up (5 min) and fresh (15 min).
-/// Wrong codes count towards the account lockout.
+/// Wrong codes count towards the account lockout; a lock ends the account's sessions.
 pub async fn step_up(
     state: &AppState,
     session: &Session,
     code: &str,
+    ip: IpAddr,
     request_id: Option<String>,
 ) -> ApiResult<()> {
     let now = state.clock.now();
+    let mac = ip_mac(state, ip);
     let mut tx = state.store.begin().await?;
-    let account = tx
-        .get_aidant(session.aidant_id)
-        .await?
-        .ok_or(AppError::Unauthenticated)?;
-    if account.locked_until.is_some_and(|u| u > now) {
-        return Err(AppError::RateLimited {
-            retry_after_secs: u64::try_from(
-                (account.locked_until.unwrap_or(now) - now).num_seconds(),
-            )
-            .unwrap_or(1)
-            .max(1),
-        });
+    if !tx.ensure_unlocked(session.aidant_id, now).await? {
+        let refused = refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
+        tx.commit().await?;
+        state.sequencer.notify();
+        return Err(refused);
     }
     if factors::check_and_use(state, tx.as_mut(), session.aidant_id, code).await? {
         tx.set_session_step_up(&session.id_hash, now).await?;
@@ -258,49 +329,50 @@ pub async fn step_up(
         state.sequencer.notify();
         return Ok(());
     }
-    let (failure, locked) = after_failure(&account, now);
-    let count = if locked {
-        MAX_FAILURES
-    } else {
-        failure.failed_logins
-    };
-    tx.set_login_state(account.id, failure).await?;
-    if locked {
-        tx.delete_sessions_of(account.id, None).await?;
-    }
-    let ev = NewEvent::new(
-        now,
-        Actor::aidant(account.id),
-        Details::AidantLoginFailed {
-            locked,
-            ip_mac: String::new(),
-        },
-    )
-    .request_id(request_id);
-    audit::append(tx.as_mut(), &ev).await?;
+    let failure =
+        count_failure(state, tx.as_mut(), session.aidant_id, mac, true, request_id).await?;
     tx.commit().await?;
     state.sequencer.notify();
     Err(AppError::InvalidCode {
-        attempts_left: i64::from(MAX_FAILURES - count).max(0),
+        attempts_left: failure.attempts_left,
     })
 }
 
+/// Changes the password. The current password is a password check like a login's: a wrong
+/// one counts towards the lockout (a lock ends the account's sessions), a locked account
+/// gets `429`.
 pub async fn change_password(
     state: &AppState,
     session: &Session,
     current: SecretString,
     new: SecretString,
+    ip: IpAddr,
     request_id: Option<String>,
 ) -> ApiResult<()> {
     check_password(&new, Some(&session.email), Some(&session.display_name))
         .map_err(|m| AppError::Validation(vec![FieldError::new("new_password", m)]))?;
-    let stored = {
+    let now = state.clock.now();
+    let mac = ip_mac(state, ip);
+    let account = {
         let mut tx = state.store.begin_read().await?;
         tx.get_aidant(session.aidant_id)
             .await?
-            .and_then(|a| a.password_hash)
+            .ok_or(AppError::Unauthenticated)?
     };
-    if !state.hasher.verify(current, stored).await {
+    let locked = is_locked(&account, now);
+    let current_ok = state.hasher.verify(current, account.password_hash).await;
+    if locked {
+        let mut tx = state.store.begin().await?;
+        let refused = refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
+        tx.commit().await?;
+        state.sequencer.notify();
+        return Err(refused);
+    }
+    if !current_ok {
+        let mut tx = state.store.begin().await?;
+        count_failure(state, tx.as_mut(), session.aidant_id, mac, true, request_id).await?;
+        tx.commit().await?;
+        state.sequencer.notify();
         return Err(AppError::Validation(vec![FieldError::new(
             "current_password",
             "Le mot de passe actuel est incorrect.",
@@ -308,12 +380,18 @@ pub async fn change_password(
     }
     let hash = state.hasher.hash(new).await?;
     let mut tx = state.store.begin().await?;
+    if !tx.ensure_unlocked(session.aidant_id, now).await? {
+        let refused = refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
+        tx.commit().await?;
+        state.sequencer.notify();
+        return Err(refused);
+    }
     tx.set_aidant_password(session.aidant_id, &hash).await?;
     let ended = tx
         .delete_sessions_of(session.aidant_id, Some(&session.id_hash))
         .await?;
     let ev = NewEvent::new(
-        state.clock.now(),
+        now,
         Actor::aidant(session.aidant_id),
         Details::AidantPasswordChanged {
             sessions_ended: i64::try_from(ended).unwrap_or(i64::MAX),

@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
 
 use super::factors;
-use super::members::{authorize_on_org, event, target_member};
+use super::members::{active_target_member, authorize_on_org, event};
 use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::authz::{Action, Facts};
@@ -86,7 +86,7 @@ pub async fn import_cards(
     Ok(count)
 }
 
-/// Binds an imported card to an aidant after checking a current code (±10 minutes).
+/// Binds an imported card to an active member after checking a current code (±10 minutes).
 pub async fn bind_card(
     state: &AppState,
     session: &Session,
@@ -98,7 +98,8 @@ pub async fn bind_card(
 ) -> ApiResult<()> {
     authorize_on_org(state, session, org, Action::MemberBindCard, &Facts::none()).await?;
     let mut tx = state.store.begin().await?;
-    target_member(tx.as_mut(), org, aidant).await?;
+    // Only where the membership is active: not a person invited who has not joined yet.
+    active_target_member(tx.as_mut(), org, aidant).await?;
     let card = tx
         .find_card(serial.trim())
         .await?

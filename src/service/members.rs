@@ -1,11 +1,13 @@
 //! Member management: invitations, enrolment, deactivation, TOTP resets and cards.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::factors;
+use super::{accounts, factors};
 use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::authz::{Action, Facts, Resource};
@@ -17,22 +19,38 @@ use crate::domain::text::clean_text;
 use crate::error::{ApiResult, AppError};
 use crate::http::auth::Session;
 use crate::http::format_time;
-use crate::store::{AidantRow, InvitationRow, Tx};
+use crate::store::{AidantRow, InvitationRow, MembershipRow, Tx};
 
 pub const INVITATION_TTL: Duration = Duration::hours(72);
 
+/// The same shape whether the e-mail was new or already had an account: the answer does not
+/// tell. A new e-mail's link sets a password and a factor; an existing account's link is a
+/// join invitation, accepted while logged in.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Invited {
     pub aidant_id: Uuid,
-    /// `null` when the account already exists and is enrolled: it simply joins.
-    pub invitation_url: Option<String>,
-    pub expires_at: Option<String>,
+    pub invitation_url: String,
+    pub expires_at: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InvitationInfo {
     pub email: Option<String>,
     pub organisation_name: String,
+    /// `enrol` (set a password and a factor), `join` (an existing account joins the
+    /// organisation, logged in), `totp_reset` (enrol a new factor) or `first_admin`.
+    #[schema(example = "enrol")]
+    pub kind: &'static str,
+}
+
+/// The kind of an invitation, as the API and the pages name it.
+pub fn invitation_kind(purpose: &str) -> &'static str {
+    match purpose {
+        "join" => "join",
+        "totp_reset" => "totp_reset",
+        "first_admin" => "first_admin",
+        _ => "enrol",
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -106,23 +124,33 @@ pub(super) async fn authorize_on_org(
     Ok(())
 }
 
-/// The target must be a member (active or not) of the organisation, else 404.
+/// The target must have a membership (active, ended or pending) in the organisation, else 404.
 pub(super) async fn target_member(
     tx: &mut dyn Tx,
     org: Uuid,
     aidant: Uuid,
-) -> ApiResult<AidantRow> {
-    let is_member = tx
+) -> ApiResult<(AidantRow, MembershipRow)> {
+    let membership = tx
         .memberships(aidant)
         .await?
-        .iter()
-        .any(|m| m.organisation_id == org);
-    let a = tx
-        .get_aidant(aidant)
-        .await?
-        .filter(|_| is_member)
+        .into_iter()
+        .find(|m| m.organisation_id == org)
         .ok_or(AppError::NotFound)?;
-    Ok(a)
+    let a = tx.get_aidant(aidant).await?.ok_or(AppError::NotFound)?;
+    Ok((a, membership))
+}
+
+/// The target must be an active member of the organisation (not pending, not ended), else
+/// 404: a person invited but not joined yet is not the organisation's to manage.
+pub(super) async fn active_target_member(
+    tx: &mut dyn Tx,
+    org: Uuid,
+    aidant: Uuid,
+) -> ApiResult<AidantRow> {
+    match target_member(tx, org, aidant).await? {
+        (a, m) if m.active && !m.pending => Ok(a),
+        _ => Err(AppError::NotFound),
+    }
 }
 
 pub(super) fn event(
@@ -174,33 +202,18 @@ pub async fn invite(
     };
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    let (aidant_id, token) = match tx.find_aidant_by_email(email.as_str()).await? {
-        Some(existing) if existing.is_admin || existing.is_dpo => {
-            return Err(AppError::Conflict(
-                "Ce compte a un rôle de plateforme : il ne peut pas rejoindre une structure."
-                    .into(),
-            ));
-        }
+    // An existing account (enrolled or not, in any organisation) belongs to its person: it is
+    // never given a credential-setting token, its other invitations stay valid, and it gets a
+    // pending membership that the person activates by joining while logged in.
+    let (aidant_id, purpose) = match tx.find_aidant_by_email(email.as_str()).await? {
         Some(existing) => {
-            tx.upsert_membership(existing.id, org, role.as_str(), now)
-                .await?;
-            let token = if existing.password_hash.is_none() {
-                tx.void_invitations(Some(existing.id), now).await?;
-                Some(
-                    create_invitation(
-                        state,
-                        tx.as_mut(),
-                        "invite",
-                        Some(existing.id),
-                        Some(org),
-                        Some(now + INVITATION_TTL),
-                    )
-                    .await?,
-                )
-            } else {
-                None
-            };
-            (existing.id, token)
+            // Platform accounts never join an organisation (the join is refused); the answer
+            // does not tell them apart either.
+            if !existing.is_admin && !existing.is_dpo {
+                tx.add_pending_membership(existing.id, org, role.as_str(), now)
+                    .await?;
+            }
+            (existing.id, "join")
         }
         None => {
             let id = Uuid::now_v7();
@@ -221,18 +234,19 @@ pub async fn invite(
             })
             .await?;
             tx.upsert_membership(id, org, role.as_str(), now).await?;
-            let token = create_invitation(
-                state,
-                tx.as_mut(),
-                "invite",
-                Some(id),
-                Some(org),
-                Some(now + INVITATION_TTL),
-            )
-            .await?;
-            (id, Some(token))
+            (id, "invite")
         }
     };
+    let expires_at = now + INVITATION_TTL;
+    let token = create_invitation(
+        state,
+        tx.as_mut(),
+        purpose,
+        Some(aidant_id),
+        Some(org),
+        Some(expires_at),
+    )
+    .await?;
     let ev = event(
         state,
         session,
@@ -249,8 +263,8 @@ pub async fn invite(
     state.sequencer.notify();
     Ok(Invited {
         aidant_id,
-        expires_at: token.as_ref().map(|_| format_time(now + INVITATION_TTL)),
-        invitation_url: token.map(|t| invitation_url(state, &t)),
+        invitation_url: invitation_url(state, &token),
+        expires_at: format_time(expires_at),
     })
 }
 
@@ -277,10 +291,12 @@ async fn open_invitation(
 pub async fn invitation_info(state: &AppState, token: &str) -> ApiResult<InvitationInfo> {
     let mut tx = state.store.begin_read().await?;
     let inv = open_invitation(state, tx.as_mut(), token).await?;
+    let kind = invitation_kind(&inv.purpose);
     if inv.purpose == "first_admin" {
         return Ok(InvitationInfo {
             email: None,
             organisation_name: String::new(),
+            kind,
         });
     }
     let email = match inv.aidant_id {
@@ -298,6 +314,7 @@ pub async fn invitation_info(state: &AppState, token: &str) -> ApiResult<Invitat
     Ok(InvitationInfo {
         email,
         organisation_name,
+        kind,
     })
 }
 
@@ -305,10 +322,13 @@ pub struct AcceptInput {
     pub password: SecretString,
     pub email: Option<String>,
     pub display_name: Option<String>,
+    /// The client's address, for the keyed hash in a failure's audit event.
+    pub ip: IpAddr,
 }
 
 /// Sets the password (or, for a TOTP reset, checks the current one) and issues a new pending
-/// app factor, returned once.
+/// app factor, returned once. A join invitation sets nothing: `404`. For a TOTP reset the
+/// current password is a password check like a login's (counted, audited, locked → `429`).
 pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiResult<Enrolment> {
     let token_hash = sha256(token.as_bytes()).to_vec();
     let (inv, account) = {
@@ -320,6 +340,19 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
         };
         (inv, account)
     };
+    let reset = inv.purpose == "totp_reset";
+    match (inv.purpose.as_str(), &account) {
+        // A first-administrator link is attached to its account at the first acceptance
+        // and may be accepted again until it is confirmed.
+        ("invite" | "totp_reset", Some(_)) | ("first_admin", _) => {}
+        // A join invitation never sets credentials; an enrolment link of an active account
+        // has nothing left to set.
+        _ => return Err(AppError::NotFound),
+    }
+    if inv.purpose != "totp_reset" && account.as_ref().is_some_and(|a| a.active) {
+        return Err(AppError::NotFound);
+    }
+    let mac = accounts::ip_mac(state, input.ip);
     // First administrator: the account is described at acceptance.
     let (email, name) = match (&account, inv.purpose.as_str()) {
         (Some(a), _) => (a.email.clone(), a.display_name.clone()),
@@ -348,13 +381,26 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
         }
         (None, _) => return Err(AppError::NotFound),
     };
-    let password_hash = if inv.purpose == "totp_reset" {
-        let stored = account.as_ref().and_then(|a| a.password_hash.clone());
-        if !state.hasher.verify(input.password, stored).await {
-            return Err(AppError::Validation(vec![FieldError::new(
-                "password",
-                "Mot de passe incorrect.",
-            )]));
+    let password_hash = if let (true, Some(a)) = (reset, &account) {
+        let locked = accounts::is_locked(a, state.clock.now());
+        let ok = state
+            .hasher
+            .verify(input.password, a.password_hash.clone())
+            .await;
+        if locked || !ok {
+            let mut tx = state.store.begin().await?;
+            let out = if locked {
+                Err(accounts::refuse_locked(state, tx.as_mut(), a.id, mac, None).await?)
+            } else {
+                accounts::count_failure(state, tx.as_mut(), a.id, mac, false, None).await?;
+                Err(AppError::Validation(vec![FieldError::new(
+                    "password",
+                    "Mot de passe incorrect.",
+                )]))
+            };
+            tx.commit().await?;
+            state.sequencer.notify();
+            return out;
         }
         None
     } else {
@@ -365,6 +411,14 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
     let now = state.clock.now();
     let seed = Seed::generate().map_err(anyhow::Error::from)?;
     let mut tx = state.store.begin().await?;
+    if let (true, Some(a)) = (reset, &account)
+        && !tx.ensure_unlocked(a.id, now).await?
+    {
+        let refused = accounts::refuse_locked(state, tx.as_mut(), a.id, mac, None).await?;
+        tx.commit().await?;
+        state.sequencer.notify();
+        return Err(refused);
+    }
     let aidant_id = match account {
         Some(a) => a.id,
         None => {
@@ -437,7 +491,9 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
     })
 }
 
-/// Confirms the pending factor with a current code: the account becomes active, the token is spent.
+/// Confirms the pending factor with a current code, the token is spent: an enrolment makes
+/// the account active. It never re-activates an account: an enrolment needs the membership
+/// it was issued for to be still active, a TOTP reset an account still active.
 pub async fn confirm(
     state: &AppState,
     token: &str,
@@ -449,6 +505,20 @@ pub async fn confirm(
     let mut tx = state.store.begin().await?;
     let inv = open_invitation(state, tx.as_mut(), token).await?;
     let aidant = inv.aidant_id.ok_or(AppError::NotFound)?;
+    let account = tx.get_aidant(aidant).await?.ok_or(AppError::NotFound)?;
+    let allowed = match inv.purpose.as_str() {
+        "first_admin" => true,
+        "invite" => tx
+            .memberships(aidant)
+            .await?
+            .iter()
+            .any(|m| Some(m.organisation_id) == inv.organisation_id && m.active && !m.pending),
+        "totp_reset" => account.active,
+        _ => false,
+    };
+    if !allowed {
+        return Err(AppError::NotFound);
+    }
     let rows = tx.totp_factors(aidant).await?;
     let Some((factor, step)) = factors::match_code(state, &rows, code, &["pending"])? else {
         return Err(AppError::Validation(vec![FieldError::new(
@@ -462,7 +532,9 @@ pub async fn confirm(
         ));
     }
     tx.set_totp_status(factor, "active").await?;
-    tx.set_aidant_active(aidant, true).await?;
+    if inv.purpose != "totp_reset" {
+        tx.set_aidant_active(aidant, true).await?;
+    }
     let mut ev = NewEvent::new(
         now,
         Actor::aidant(aidant),
@@ -499,6 +571,9 @@ pub async fn list(state: &AppState, session: &Session, org: Uuid) -> ApiResult<V
         .collect())
 }
 
+/// Ends a membership and voids the account's open invitations into the organisation; the
+/// account is deactivated (its sessions end) when it was its last active membership. A
+/// pending membership is only cancelled: the account is not the organisation's to change.
 pub async fn deactivate(
     state: &AppState,
     session: &Session,
@@ -519,15 +594,17 @@ pub async fn deactivate(
             "Vous ne pouvez pas désactiver votre propre compte.".into(),
         ));
     }
+    let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    let target = target_member(tx.as_mut(), org, aidant).await?;
+    let (target, membership) = target_member(tx.as_mut(), org, aidant).await?;
     tx.set_membership_active(aidant, org, false).await?;
+    tx.void_invitations_in(aidant, org, now).await?;
     let others = tx
         .memberships(aidant)
         .await?
         .iter()
         .any(|m| m.active && m.organisation_id != org);
-    let account_deactivated = !others && !target.is_admin && !target.is_dpo;
+    let account_deactivated = !membership.pending && !others && !target.is_admin && !target.is_dpo;
     let mut ended = 0;
     if account_deactivated {
         tx.set_aidant_active(aidant, false).await?;
@@ -547,6 +624,7 @@ pub async fn deactivate(
     Ok(())
 }
 
+/// Reactivates an ended membership (a pending one is activated only by the person joining).
 pub async fn reactivate(
     state: &AppState,
     session: &Session,
@@ -563,7 +641,10 @@ pub async fn reactivate(
     )
     .await?;
     let mut tx = state.store.begin().await?;
-    let target = target_member(tx.as_mut(), org, aidant).await?;
+    let (target, membership) = target_member(tx.as_mut(), org, aidant).await?;
+    if membership.pending {
+        return Err(AppError::NotFound);
+    }
     tx.set_membership_active(aidant, org, true).await?;
     let enrolled = tx
         .totp_factors(aidant)
@@ -590,6 +671,9 @@ pub async fn reactivate(
     Ok(())
 }
 
+/// Retires the account's factors and ends its sessions — for every organisation — so it is
+/// allowed only to référents of an organisation where the membership is active, and to
+/// administrators. A pending, ended or absent membership answers `404`.
 pub async fn totp_reset(
     state: &AppState,
     session: &Session,
@@ -600,7 +684,11 @@ pub async fn totp_reset(
     authorize_on_org(state, session, org, Action::MemberTotpReset, &Facts::none()).await?;
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    target_member(tx.as_mut(), org, aidant).await?;
+    if session.is_admin {
+        target_member(tx.as_mut(), org, aidant).await?;
+    } else {
+        active_target_member(tx.as_mut(), org, aidant).await?;
+    }
     let retired = tx.retire_totp_factors(aidant).await?;
     tx.delete_sessions_of(aidant, None).await?;
     tx.void_invitations(Some(aidant), now).await?;
@@ -626,10 +714,67 @@ pub async fn totp_reset(
     Ok(invitation_url(state, &token))
 }
 
-/// The purpose of an open invitation (`invite`, `totp_reset`, `first_admin`), or 404.
-pub async fn invitation_purpose(state: &AppState, token: &str) -> ApiResult<Option<String>> {
+/// The join invitation `token` if it invites the logged-in account, else 404 (whatever the
+/// reason: nothing tells an invitation of someone else from no invitation).
+pub async fn join_invitation(
+    state: &AppState,
+    session: &Session,
+    token: &str,
+) -> ApiResult<InvitationRow> {
     let mut tx = state.store.begin_read().await?;
-    Ok(Some(
-        open_invitation(state, tx.as_mut(), token).await?.purpose,
-    ))
+    let inv = open_invitation(state, tx.as_mut(), token).await?;
+    if inv.purpose != "join" || inv.aidant_id != Some(session.aidant_id) {
+        return Err(AppError::NotFound);
+    }
+    Ok(inv)
+}
+
+/// The logged-in person accepts a join invitation with their own credentials (second factor
+/// within 15 minutes): the pending membership becomes active, the token is spent.
+pub async fn join(
+    state: &AppState,
+    session: &Session,
+    token: &str,
+    request_id: Option<String>,
+) -> ApiResult<()> {
+    let inv = join_invitation(state, session, token).await?;
+    let org = inv.organisation_id.ok_or(AppError::NotFound)?;
+    state.authz.authorize(
+        &session.principal(),
+        Action::InvitationJoin,
+        &Resource::Organisation(org),
+        &Facts::none(),
+    )?;
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    // Checked again in the write transaction: the token may have been spent or voided since.
+    let inv = open_invitation(state, tx.as_mut(), token).await?;
+    if inv.purpose != "join" || inv.aidant_id != Some(session.aidant_id) {
+        return Err(AppError::NotFound);
+    }
+    if !tx.use_invitation(&inv.token_hash, now).await? {
+        return Err(AppError::NotFound);
+    }
+    let role = tx
+        .memberships(session.aidant_id)
+        .await?
+        .into_iter()
+        .find(|m| m.organisation_id == org)
+        .map(|m| m.role)
+        .ok_or(AppError::NotFound)?;
+    if tx.join_membership(session.aidant_id, org).await? != 1 {
+        return Err(AppError::NotFound);
+    }
+    let ev = NewEvent::new(
+        now,
+        Actor::aidant(session.aidant_id),
+        Details::AidantJoined { role },
+    )
+    .organisation(org)
+    .target(session.aidant_id)
+    .request_id(request_id);
+    audit::append(tx.as_mut(), &ev).await?;
+    tx.commit().await?;
+    state.sequencer.notify();
+    Ok(())
 }

@@ -30,6 +30,8 @@ pub struct MembershipRow {
     pub organisation_name: String,
     pub role: String,
     pub active: bool,
+    /// Invited while the account already existed: inactive until the person joins.
+    pub pending: bool,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -80,7 +82,7 @@ pub struct InvitationRow {
 }
 
 /// Login throttling state of one account.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct LoginState {
     pub failed_logins: i32,
     pub failed_window_start: Option<DateTime<Utc>>,
@@ -100,8 +102,24 @@ pub trait AccountRepo {
         display_name: &str,
     ) -> Result<(), StoreError>;
     async fn set_aidant_active(&mut self, id: Uuid, active: bool) -> Result<(), StoreError>;
-    async fn set_login_state(&mut self, id: Uuid, s: LoginState) -> Result<(), StoreError>;
-    async fn record_login(&mut self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Counts one failed password or code check in one conditional statement: within the
+    /// window (started after `window_after`) the counter grows, and reaching `max` locks the
+    /// account until `lock_until` (and resets the counter); an account already locked keeps
+    /// its state. Returns the state after the update (`None`: no such account).
+    async fn record_auth_failure(
+        &mut self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        window_after: DateTime<Utc>,
+        max: i32,
+        lock_until: DateTime<Utc>,
+    ) -> Result<Option<LoginState>, StoreError>;
+    /// A successful login: clears the failures and records the time, unless the account is
+    /// locked at `at` (then nothing changes and it returns false).
+    async fn record_login(&mut self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// True when the account is not locked at `now` (an expired lock is cleared); false when
+    /// it is. One conditional statement, so it holds until the transaction ends.
+    async fn ensure_unlocked(&mut self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
     async fn set_current_organisation(
         &mut self,
         id: Uuid,
@@ -117,6 +135,17 @@ pub trait AccountRepo {
         role: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// A pending membership (an existing account invited into `org`): created inactive, or
+    /// its role updated when it is still pending; an active or ended membership is left as is.
+    async fn add_pending_membership(
+        &mut self,
+        aidant: Uuid,
+        org: Uuid,
+        role: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The person joins: the membership becomes active (no longer pending).
+    async fn join_membership(&mut self, aidant: Uuid, org: Uuid) -> Result<u64, StoreError>;
     async fn set_membership_active(
         &mut self,
         aidant: Uuid,
@@ -174,10 +203,18 @@ pub trait AccountRepo {
         token_hash: &[u8],
         aidant: Uuid,
     ) -> Result<(), StoreError>;
-    /// Voids the open invitations of an account (or the open first-admin links when `None`).
+    /// Voids the open credential-setting invitations (enrolment, TOTP reset) of an account,
+    /// or the open first-admin links when `None`. Join invitations are left alone.
     async fn void_invitations(
         &mut self,
         aidant: Option<Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+    /// Voids every open invitation of an account into one organisation.
+    async fn void_invitations_in(
+        &mut self,
+        aidant: Uuid,
+        org: Uuid,
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
 }

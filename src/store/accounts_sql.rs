@@ -56,26 +56,66 @@ macro_rules! impl_account_repo {
                 Ok(())
             }
 
-            async fn set_login_state(&mut self, id: uuid::Uuid, s: $crate::store::LoginState) -> Result<(), $crate::store::StoreError> {
-                $db::query("UPDATE aidant SET failed_logins = $1, failed_window_start = $2, locked_until = $3 WHERE id = $4")
-                    .bind(s.failed_logins)
-                    .bind(s.failed_window_start)
-                    .bind(s.locked_until)
-                    .bind(id)
-                    .execute(&mut *self.0)
-                    .await?;
-                Ok(())
+            async fn record_auth_failure(
+                &mut self,
+                id: uuid::Uuid,
+                now: chrono::DateTime<chrono::Utc>,
+                window_after: chrono::DateTime<chrono::Utc>,
+                max: i32,
+                lock_until: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Option<$crate::store::LoginState>, $crate::store::StoreError> {
+                // Every SET expression reads the row as it was before this statement, and the
+                // row is locked by the statement itself: concurrent failures are counted one by one.
+                Ok($db::query_as(
+                    "UPDATE aidant SET \
+                     failed_logins = CASE \
+                       WHEN locked_until IS NOT NULL AND locked_until > $2 THEN failed_logins \
+                       WHEN failed_window_start IS NOT NULL AND failed_window_start > $3 THEN \
+                         CASE WHEN failed_logins + 1 >= $4 THEN 0 ELSE failed_logins + 1 END \
+                       WHEN 1 >= $4 THEN 0 ELSE 1 END, \
+                     failed_window_start = CASE \
+                       WHEN locked_until IS NOT NULL AND locked_until > $2 THEN failed_window_start \
+                       WHEN failed_window_start IS NOT NULL AND failed_window_start > $3 THEN \
+                         CASE WHEN failed_logins + 1 >= $4 THEN NULL ELSE failed_window_start END \
+                       WHEN 1 >= $4 THEN NULL ELSE $2 END, \
+                     locked_until = CASE \
+                       WHEN locked_until IS NOT NULL AND locked_until > $2 THEN locked_until \
+                       WHEN failed_window_start IS NOT NULL AND failed_window_start > $3 THEN \
+                         CASE WHEN failed_logins + 1 >= $4 THEN $5 ELSE NULL END \
+                       WHEN 1 >= $4 THEN $5 ELSE NULL END \
+                     WHERE id = $1 \
+                     RETURNING failed_logins, failed_window_start, locked_until",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(window_after)
+                .bind(max)
+                .bind(lock_until)
+                .fetch_optional(&mut *self.0)
+                .await?)
             }
 
-            async fn record_login(&mut self, id: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) -> Result<(), $crate::store::StoreError> {
-                $db::query(
-                    "UPDATE aidant SET last_login_at = $1, failed_logins = 0, failed_window_start = NULL, locked_until = NULL WHERE id = $2",
+            async fn record_login(&mut self, id: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) -> Result<bool, $crate::store::StoreError> {
+                Ok($db::query(
+                    "UPDATE aidant SET last_login_at = $1, failed_logins = 0, failed_window_start = NULL, locked_until = NULL \
+                     WHERE id = $2 AND (locked_until IS NULL OR locked_until <= $1)",
                 )
                 .bind(at)
                 .bind(id)
                 .execute(&mut *self.0)
-                .await?;
-                Ok(())
+                .await?
+                .rows_affected()
+                    == 1)
+            }
+
+            async fn ensure_unlocked(&mut self, id: uuid::Uuid, now: chrono::DateTime<chrono::Utc>) -> Result<bool, $crate::store::StoreError> {
+                Ok($db::query("UPDATE aidant SET locked_until = NULL WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *self.0)
+                    .await?
+                    .rows_affected()
+                    == 1)
             }
 
             async fn set_current_organisation(&mut self, id: uuid::Uuid, org: Option<uuid::Uuid>) -> Result<(), $crate::store::StoreError> {
@@ -89,7 +129,7 @@ macro_rules! impl_account_repo {
 
             async fn memberships(&mut self, aidant: uuid::Uuid) -> Result<Vec<$crate::store::MembershipRow>, $crate::store::StoreError> {
                 Ok($db::query_as(
-                    "SELECT m.aidant_id, m.organisation_id, o.name AS organisation_name, m.role, m.active \
+                    "SELECT m.aidant_id, m.organisation_id, o.name AS organisation_name, m.role, m.active, m.pending \
                      FROM membership m JOIN organisation o ON o.id = m.organisation_id \
                      WHERE m.aidant_id = $1 ORDER BY o.name",
                 )
@@ -107,7 +147,7 @@ macro_rules! impl_account_repo {
             ) -> Result<(), $crate::store::StoreError> {
                 $db::query(
                     "INSERT INTO membership (aidant_id, organisation_id, role, active, created_at) VALUES ($1, $2, $3, TRUE, $4) \
-                     ON CONFLICT (aidant_id, organisation_id) DO UPDATE SET role = excluded.role, active = TRUE",
+                     ON CONFLICT (aidant_id, organisation_id) DO UPDATE SET role = excluded.role, active = TRUE, pending = FALSE",
                 )
                 .bind(aidant)
                 .bind(org)
@@ -116,6 +156,36 @@ macro_rules! impl_account_repo {
                 .execute(&mut *self.0)
                 .await?;
                 Ok(())
+            }
+
+            async fn add_pending_membership(
+                &mut self,
+                aidant: uuid::Uuid,
+                org: uuid::Uuid,
+                role: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::store::StoreError> {
+                $db::query(
+                    "INSERT INTO membership (aidant_id, organisation_id, role, active, pending, created_at) \
+                     VALUES ($1, $2, $3, FALSE, TRUE, $4) \
+                     ON CONFLICT (aidant_id, organisation_id) DO UPDATE SET role = excluded.role WHERE membership.pending",
+                )
+                .bind(aidant)
+                .bind(org)
+                .bind(role)
+                .bind(at)
+                .execute(&mut *self.0)
+                .await?;
+                Ok(())
+            }
+
+            async fn join_membership(&mut self, aidant: uuid::Uuid, org: uuid::Uuid) -> Result<u64, $crate::store::StoreError> {
+                Ok($db::query("UPDATE membership SET active = TRUE, pending = FALSE WHERE aidant_id = $1 AND organisation_id = $2")
+                    .bind(aidant)
+                    .bind(org)
+                    .execute(&mut *self.0)
+                    .await?
+                    .rows_affected())
             }
 
             async fn set_membership_active(&mut self, aidant: uuid::Uuid, org: uuid::Uuid, active: bool) -> Result<u64, $crate::store::StoreError> {
@@ -132,7 +202,8 @@ macro_rules! impl_account_repo {
                 Ok($db::query_as(
                     "SELECT a.id AS aidant_id, a.email, a.display_name, m.role, m.active AS membership_active, \
                      a.active AS account_active, a.last_login_at \
-                     FROM membership m JOIN aidant a ON a.id = m.aidant_id WHERE m.organisation_id = $1 ORDER BY a.display_name, a.id",
+                     FROM membership m JOIN aidant a ON a.id = m.aidant_id WHERE m.organisation_id = $1 AND NOT m.pending \
+                     ORDER BY a.display_name, a.id",
                 )
                 .bind(org)
                 .fetch_all(&mut *self.0)
@@ -304,10 +375,29 @@ macro_rules! impl_account_repo {
 
             async fn void_invitations(&mut self, aidant: Option<uuid::Uuid>, at: chrono::DateTime<chrono::Utc>) -> Result<u64, $crate::store::StoreError> {
                 let q = match aidant {
-                    Some(id) => $db::query("UPDATE invitation SET used_at = $1 WHERE aidant_id = $2 AND used_at IS NULL").bind(at).bind(id),
+                    Some(id) => $db::query(
+                        "UPDATE invitation SET used_at = $1 WHERE aidant_id = $2 AND used_at IS NULL AND purpose IN ('invite', 'totp_reset')",
+                    )
+                    .bind(at)
+                    .bind(id),
                     None => $db::query("UPDATE invitation SET used_at = $1 WHERE purpose = 'first_admin' AND used_at IS NULL").bind(at),
                 };
                 Ok(q.execute(&mut *self.0).await?.rows_affected())
+            }
+
+            async fn void_invitations_in(
+                &mut self,
+                aidant: uuid::Uuid,
+                org: uuid::Uuid,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64, $crate::store::StoreError> {
+                Ok($db::query("UPDATE invitation SET used_at = $1 WHERE aidant_id = $2 AND organisation_id = $3 AND used_at IS NULL")
+                    .bind(at)
+                    .bind(aidant)
+                    .bind(org)
+                    .execute(&mut *self.0)
+                    .await?
+                    .rows_affected())
             }
         }
     };

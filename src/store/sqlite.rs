@@ -503,7 +503,13 @@ lite_row!(super::MembershipRow {
     organisation_id,
     organisation_name,
     role,
-    active
+    active,
+    pending
+});
+lite_row!(super::LoginState {
+    failed_logins,
+    failed_window_start,
+    locked_until
 });
 lite_row!(super::MemberListRow {
     aidant_id,

@@ -139,8 +139,8 @@ async fn every_login_failure_looks_the_same_and_five_lock_the_account() {
         .collect();
     assert_eq!(
         failed.len(),
-        6,
-        "one event per failure, including the unknown e-mail"
+        7,
+        "one event per failure, including the unknown e-mail and the attempt while locked"
     );
     assert!(failed.iter().any(|e| e["details"]["locked"] == true));
     assert!(

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::common::{Account, PASSWORD, TestApp};
 
 /// Enrols through an invitation URL; returns the TOTP secret.
-async fn enrol(app: &TestApp, url: &str, body: Value) -> String {
+pub async fn enrol(app: &TestApp, url: &str, body: Value) -> String {
     let token = url.rsplit('/').next().unwrap();
     let res = app
         .post_json(&format!("/api/v1/invitations/{token}/accept"), &body)
@@ -44,7 +44,10 @@ async fn first_administrator_then_organisation_then_referent_then_aidant() {
         .json()
         .await
         .unwrap();
-    assert_eq!(info, json!({"email": null, "organisation_name": ""}));
+    assert_eq!(
+        info,
+        json!({"email": null, "organisation_name": "", "kind": "first_admin"})
+    );
     let secret = enrol(
         &app,
         &link,
@@ -111,7 +114,7 @@ async fn first_administrator_then_organisation_then_referent_then_aidant() {
         .unwrap();
     assert_eq!(
         info,
-        json!({"email": "ref@example.fr", "organisation_name": "France Services Arras"})
+        json!({"email": "ref@example.fr", "organisation_name": "France Services Arras", "kind": "enrol"})
     );
     // A weak password is refused, nothing enrolled.
     let weak = app
@@ -430,4 +433,28 @@ async fn physical_cards_are_imported_bound_and_used_to_log_in() {
         !events.iter().any(|e| e.to_string().contains("CARD-0001")),
         "no serial in events"
     );
+}
+
+#[tokio::test]
+async fn an_enrolment_link_can_be_accepted_again_until_it_is_confirmed() {
+    let app = TestApp::spawn().await;
+    let link = mandat::service::users::first_admin_link(&app.state)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = link.rsplit('/').next().unwrap();
+    let body = json!({"password": PASSWORD, "email": "admin@example.fr", "display_name": "Admin"});
+    let first = app
+        .post_json(&format!("/api/v1/invitations/{token}/accept"), &body)
+        .await;
+    assert_eq!(first.status(), 200);
+    // The enrolment page was lost: the same link gives a new secret, the old one is retired.
+    let secret = enrol(&app, &link, body).await;
+    let admin = Account {
+        id: uuid::Uuid::nil(),
+        email: "admin@example.fr".into(),
+        password: PASSWORD.into(),
+        totp_secret: secret,
+    };
+    app.login(&admin).await;
 }

@@ -1,4 +1,6 @@
-//! `/invitation/{token}`: set a password, enrol an authenticator app, confirm with a code.
+//! `/invitation/{token}`: set a password, enrol an authenticator app, confirm with a code —
+//! or, for a join invitation (an existing account invited into an organisation), join it
+//! while logged in with one's own account and a fresh code.
 //! The token in the URL is the capability (single use, 72 h, stored hashed); the forms are
 //! same-origin only (see the CSRF guard).
 
@@ -16,15 +18,17 @@ use serde::Deserialize;
 use super::{message, page};
 use crate::app::AppState;
 use crate::error::AppError;
-use crate::http::auth::ClientIp;
+use crate::http::auth::{ClientIp, Session};
 use crate::http::extract::RequestId;
 use crate::http::ratelimit::Limit;
+use crate::service::accounts;
 use crate::service::members::{self, AcceptInput};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/invitation/{token}", get(show).post(submit_password))
         .route("/invitation/{token}/code", post(submit_code))
+        .route("/invitation/{token}/join", post(submit_join))
 }
 
 #[derive(Template, Default)]
@@ -33,6 +37,7 @@ struct PasswordPage {
     token: String,
     first_admin: bool,
     reset: bool,
+    join: bool,
     organisation_name: String,
     email: Option<String>,
     email_value: String,
@@ -67,7 +72,7 @@ fn error_page(e: AppError) -> Response {
         AppError::RateLimited { .. } => message(
             StatusCode::TOO_MANY_REQUESTS,
             "Trop de tentatives",
-            "Trop de tentatives depuis votre connexion : réessayez dans une minute.",
+            "Trop de tentatives : réessayez plus tard.",
             false,
         ),
         other => axum::response::IntoResponse::into_response(other),
@@ -76,12 +81,11 @@ fn error_page(e: AppError) -> Response {
 
 async fn base_page(state: &AppState, token: &str) -> Result<PasswordPage, AppError> {
     let info = members::invitation_info(state, token).await?;
-    let first_admin = info.email.is_none() && info.organisation_name.is_empty();
-    let reset = members::invitation_purpose(state, token).await?.as_deref() == Some("totp_reset");
     Ok(PasswordPage {
         token: token.to_owned(),
-        first_admin,
-        reset,
+        first_admin: info.kind == "first_admin",
+        reset: info.kind == "totp_reset",
+        join: info.kind == "join",
         organisation_name: info.organisation_name,
         email: info.email,
         ..PasswordPage::default()
@@ -132,10 +136,15 @@ async fn submit_password(
         Ok(p) => p,
         Err(e) => return error_page(e),
     };
+    if p.join {
+        // A join invitation sets no password: the page offers the join form instead.
+        return error_page(AppError::NotFound);
+    }
     let input = AcceptInput {
         password: SecretString::from(f.password),
         email: f.email.clone(),
         display_name: f.display_name.clone(),
+        ip,
     };
     match members::accept(&state, &token, input).await {
         Ok(enrolment) => page(
@@ -210,6 +219,78 @@ async fn submit_code(
                 },
             )
         }
+        Err(e) => error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct JoinForm {
+    totp: String,
+}
+
+/// Joins with the logged-in account: the code given in the form refreshes its second factor
+/// (a step-up, counted towards the lockout when wrong), then the membership becomes active.
+async fn submit_join(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(token): Path<String>,
+    RequestId(rid): RequestId,
+    session: Result<Session, AppError>,
+    Form(f): Form<JoinForm>,
+) -> Response {
+    if let Err(e) = state.limits.check(Limit::Invitation, ip) {
+        return error_page(e);
+    }
+    let mut p = match base_page(&state, &token).await {
+        Ok(p) if p.join => p,
+        Ok(_) => return not_found(),
+        Err(e) => return error_page(e),
+    };
+    let Ok(mut session) = session else {
+        return message(
+            StatusCode::UNAUTHORIZED,
+            "Connectez-vous d'abord",
+            "Pour rejoindre cette structure, connectez-vous à mandat avec votre propre compte dans ce navigateur, puis rouvrez ce lien.",
+            false,
+        );
+    };
+    // Only the invited account goes further (anyone else: the same page as an unknown link).
+    if let Err(e) = members::join_invitation(&state, &session, &token).await {
+        return error_page(e);
+    }
+    match accounts::step_up(&state, &session, &f.totp, ip, rid.clone()).await {
+        Ok(()) => {
+            // The step-up just written makes this session's second factor fresh.
+            let now = state.clock.now();
+            session.fresh_factor_at = now;
+            session.step_up_at = Some(now);
+            session.now = now;
+        }
+        Err(AppError::InvalidCode { .. }) => {
+            p.general_error = Some(
+                "Code incorrect : saisissez le code affiché maintenant par votre application."
+                    .into(),
+            );
+            return page(StatusCode::UNPROCESSABLE_ENTITY, &p);
+        }
+        Err(e) => return error_page(e),
+    }
+    match members::join(&state, &session, &token, rid).await {
+        Ok(()) => message(
+            StatusCode::OK,
+            "Structure rejointe",
+            &format!(
+                "Vous faites maintenant partie de {}. Vous pouvez agir pour cette structure avec votre compte habituel.",
+                p.organisation_name
+            ),
+            true,
+        ),
+        Err(AppError::Forbidden) => message(
+            StatusCode::FORBIDDEN,
+            "Action impossible",
+            "Ce compte ne peut pas rejoindre une structure.",
+            false,
+        ),
         Err(e) => error_page(e),
     }
 }

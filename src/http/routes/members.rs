@@ -43,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/invitations/{token}", get(invitation))
         .route("/api/v1/invitations/{token}/accept", post(accept))
         .route("/api/v1/invitations/{token}/confirm", post(confirm))
+        .route("/api/v1/invitations/{token}/join", post(join))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -53,7 +54,9 @@ pub struct InviteBody {
     role: String,
 }
 
-/// Invite an aidant or référent into an organisation.
+/// Invite an aidant or référent into an organisation. The answer is the same whether the
+/// e-mail is new (the link sets a password and a factor) or already has an account (the link
+/// is a join invitation: a pending membership, activated by the person, logged in).
 #[utoipa::path(post, path = "/api/v1/organisations/{org}/members", tag = "members", request_body = InviteBody,
     params(("org" = Uuid, Path)), responses((status = 201, body = Invited)))]
 pub async fn invite(
@@ -226,9 +229,13 @@ pub struct AcceptBody {
     display_name: Option<String>,
 }
 
-/// Set the password and receive the TOTP secret to enrol.
+/// Set the password and receive the TOTP secret to enrol (a join invitation: `404`).
 #[utoipa::path(post, path = "/api/v1/invitations/{token}/accept", tag = "members", request_body = AcceptBody,
-    params(("token" = String, Path)), responses((status = 200, body = Enrolment)))]
+    params(("token" = String, Path)), responses(
+    (status = 200, body = Enrolment),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 429, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
 pub async fn accept(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -244,6 +251,7 @@ pub async fn accept(
                 password: b.password,
                 email: b.email,
                 display_name: b.display_name,
+                ip,
             },
         )
         .await?,
@@ -268,5 +276,26 @@ pub async fn confirm(
 ) -> ApiResult<StatusCode> {
     state.limits.check(Limit::Invitation, ip)?;
     members::confirm(&state, &token, &b.totp, rid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Accept a join invitation with your own account (logged in, second factor within 15
+/// minutes): the membership becomes active. An invitation of another account: `404`.
+#[utoipa::path(post, path = "/api/v1/invitations/{token}/join", tag = "members",
+    params(("token" = String, Path)), responses(
+    (status = 204),
+    (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+pub async fn join(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    session: Session,
+    Path(token): Path<String>,
+    RequestId(rid): RequestId,
+) -> ApiResult<StatusCode> {
+    state.limits.check(Limit::Invitation, ip)?;
+    members::join(&state, &session, &token, rid).await?;
     Ok(StatusCode::NO_CONTENT)
 }

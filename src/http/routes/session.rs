@@ -102,7 +102,7 @@ pub async fn step_up(
     ApiJson(body): ApiJson<StepUpBody>,
 ) -> ApiResult<StatusCode> {
     state.limits.check(Limit::Login, ip)?;
-    accounts::step_up(&state, &session, &body.totp, rid).await?;
+    accounts::step_up(&state, &session, &body.totp, ip, rid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -121,10 +121,16 @@ pub struct PasswordBody {
     new_password: SecretString,
 }
 
-/// Change the password; the account's other sessions end.
-#[utoipa::path(post, path = "/api/v1/me/password", tag = "session", request_body = PasswordBody, responses((status = 204)))]
+/// Change the password; the account's other sessions end. A wrong current password counts
+/// towards the account lockout.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "session", request_body = PasswordBody, responses(
+    (status = 204),
+    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 429, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
 pub async fn change_password(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     session: Session,
     RequestId(rid): RequestId,
     ApiJson(body): ApiJson<PasswordBody>,
@@ -134,6 +140,7 @@ pub async fn change_password(
         &session,
         body.current_password,
         body.new_password,
+        ip,
         rid,
     )
     .await?;
