@@ -38,14 +38,13 @@ macro_rules! impl_outbox_repo {
                 &mut self,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<bool, $crate::store::StoreError> {
-                let n: Option<i64> = $db::query_scalar(
-                    "SELECT 1 FROM sms_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
-                     AND (claimed_until IS NULL OR claimed_until <= $1) LIMIT 1",
+                Ok($db::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM sms_outbox WHERE status = 'pending' \
+                     AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1))",
                 )
                 .bind(now)
-                .fetch_optional(&mut *self.0)
-                .await?;
-                Ok(n.is_some())
+                .fetch_one(&mut *self.0)
+                .await?)
             }
 
             async fn claim_sms(
