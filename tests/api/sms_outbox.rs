@@ -102,6 +102,16 @@ async fn messages_are_queued_in_the_transaction_sent_after_it_and_erased() {
         .unwrap();
     assert_eq!(pass.handled(), 0);
     assert_eq!(outbox_now(&app).len(), 2);
+    // The bookkeeping rows (ids and times only) go with the expiry job after a day.
+    mandat::service::lifecycle::expire_due(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(app.count("sms_outbox").await, 2);
+    app.clock.advance(Duration::days(1) + Duration::seconds(1));
+    mandat::service::lifecycle::expire_due(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(app.count("sms_outbox").await, 0);
 }
 
 /// A UUID as a literal of the test's backend (BLOB on SQLite, UUID on PostgreSQL).
