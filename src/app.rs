@@ -29,7 +29,8 @@ pub struct AppState {
     pub checkpoints: Checkpointer,
     pub hasher: crate::crypto::password::PasswordHasher,
     pub limits: Arc<crate::http::ratelimit::RateLimits>,
-    pub sms: Arc<dyn crate::sms::SmsSender>,
+    /// The SMS sender and its delivery worker's wake-up (messages leave after the commit).
+    pub sms: crate::sms::Delivery,
     pub code_failures: Arc<crate::http::code_failures::CodeFailures>,
     /// The retention periods, read once from `MANDAT_RETENTION_FILE`.
     pub retention: Arc<crate::service::retention::RetentionPolicy>,
@@ -162,7 +163,7 @@ impl AppState {
             authz: Arc::new(authz),
             hasher: crate::crypto::password::PasswordHasher::new(),
             limits: Arc::new(crate::http::ratelimit::RateLimits::default()),
-            sms: crate::sms::from_config(&config.sms),
+            sms: crate::sms::Delivery::new(crate::sms::from_config(&config.sms)),
             code_failures: Arc::default(),
             retention: Arc::new(retention),
             config: Arc::new(config),
@@ -226,6 +227,10 @@ impl App {
             .http_witness()
             .cloned()
             .map(|w| tokio::spawn(w.run(stop_rx.clone())));
+        let sms = tokio::spawn(crate::sms::delivery::run(
+            self.state.clone(),
+            stop_rx.clone(),
+        ));
         let jobs = tokio::spawn(self.state.sequencer.clone().run(stop_rx.clone()));
         let trimmer = tokio::spawn(crate::http::ratelimit::run_trimmer(
             self.state.limits.clone(),
@@ -246,6 +251,7 @@ impl App {
         let _ = checkpoints.await;
         let _ = expiry.await;
         let _ = retention.await;
+        let _ = sms.await;
         if let Some(w) = witness {
             let _ = w.await;
         }

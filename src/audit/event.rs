@@ -163,6 +163,9 @@ pub enum Details {
     MandateRenewed { new_mandate: String },
     #[serde(rename = "sms.reply_ignored")]
     SmsReplyIgnored { matched: bool },
+    /// An outgoing SMS given up after its last delivery attempt (never the number or text).
+    #[serde(rename = "sms.failed")]
+    SmsFailed { challenge: String, attempts: i64 },
     #[serde(rename = "audit.exported")]
     AuditExported { format: String, events: i64 },
     #[serde(rename = "audit.verified")]

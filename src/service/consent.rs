@@ -5,6 +5,7 @@
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use super::Ctx;
 use super::lifecycle::{audit_expired, replace_older};
@@ -18,7 +19,7 @@ use crate::domain::consent::{ChallengeStatus, ConsentCode, MAX_ATTEMPTS, Verdict
 use crate::domain::mandate::{ConsentChannel, MandateDuration};
 use crate::domain::usager::Phone;
 use crate::error::{ApiResult, AppError};
-use crate::sms::{SmsKind, SmsMessage, code_text, recap_text};
+use crate::sms::{SmsKind, code_text, recap_text};
 use crate::store::{ChallengeRow, MandateRow, Tx};
 
 /// Version of the `code` HMAC key for new challenges.
@@ -82,7 +83,9 @@ pub fn phone_mac(state: &AppState, phone: &Phone) -> ApiResult<Vec<u8>> {
 }
 
 /// Creates the mandate's consent challenge and delivers the code: returned for printing,
-/// or sent by SMS (recap, then code). Returns the printed code's display form.
+/// or queued in the SMS outbox (recap, then code), sent by the delivery worker once the
+/// caller's transaction commits (the caller then calls `state.sms.notify()`). Returns the
+/// printed code's display form.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site per channel event; a struct would only rename them"
@@ -167,27 +170,28 @@ pub async fn issue_challenge(
             let duration =
                 MandateDuration::parse(&mandate.duration).map_or("", MandateDuration::label_fr);
             let titles: Vec<&str> = demarche_titles.iter().map(String::as_str).collect();
-            let sent_at = crate::http::format_time(now);
-            for (kind, body) in [
-                (
-                    SmsKind::Recap,
-                    recap_text(organisation_name, &titles, duration, &link),
-                ),
-                (SmsKind::Code, code_text(&code.display(), &link)),
-            ] {
-                let msg = SmsMessage {
-                    to: phone.as_str().to_owned(),
-                    body,
-                    mandate_id: mandate.id,
-                    challenge_id: id,
-                    kind,
-                    sent_at: sent_at.clone(),
-                };
-                state.sms.send(&msg).await.map_err(|e| {
-                    tracing::warn!(error = %e, mandate.id = %mandate.id, "sms not sent");
-                    AppError::Unavailable
-                })?;
-            }
+            crate::sms::delivery::enqueue(
+                tx,
+                dek,
+                mandate.terms_key_version,
+                crate::sms::delivery::Outgoing {
+                    mandate,
+                    challenge: id,
+                    to: phone.as_str(),
+                    messages: vec![
+                        (
+                            SmsKind::Recap,
+                            Zeroizing::new(recap_text(organisation_name, &titles, duration, &link)),
+                        ),
+                        (
+                            SmsKind::Code,
+                            Zeroizing::new(code_text(&code.display(), &link)),
+                        ),
+                    ],
+                },
+                now,
+            )
+            .await?;
             Ok(None)
         }
     }
@@ -306,7 +310,17 @@ pub(super) async fn answer(
             Ok(row)
         }
         Verdict::Wrong { .. } | Verdict::Lock => {
-            let attempts = tx.count_wrong_code(ch.id).await?.ok_or_else(conflict)?;
+            // The count is what the conditional update returns, not the row read above: of
+            // concurrent wrong entries each counts once and exactly one reaches the last.
+            let Some(attempts) = tx.count_wrong_code(ch.id, MAX_ATTEMPTS).await? else {
+                // Another entry closed the challenge meanwhile (a lock, an answer).
+                return match tx.get_challenge(ch.id).await? {
+                    Some(c) if c.status == ChallengeStatus::Locked.as_str() => {
+                        Err(AppError::ChallengeLocked)
+                    }
+                    _ => Err(conflict()),
+                };
+            };
             let left = (MAX_ATTEMPTS - attempts).max(0);
             audit::append(
                 tx.as_mut(),
@@ -436,15 +450,26 @@ pub async fn printed_code(
     caller: &Caller,
     mandate: Uuid,
 ) -> ApiResult<Option<String>> {
-    let now = state.clock.now();
     let mut tx = state.store.begin_read().await?;
     let m = own_mandate(tx.as_mut(), caller.organisation_id, mandate).await?;
     let Some(ch) = tx.current_challenge(m.id).await? else {
         return Ok(None);
     };
+    open_printed_code(state, tx.as_mut(), &m, &ch).await
+}
+
+/// The sealed printed code of `ch` in clear while the challenge is open and not lapsed;
+/// `None` otherwise (closed challenges no longer hold it).
+pub(super) async fn open_printed_code(
+    state: &AppState,
+    tx: &mut dyn Tx,
+    m: &MandateRow,
+    ch: &ChallengeRow,
+) -> ApiResult<Option<String>> {
+    let now = state.clock.now();
     let (Some(sealed), true) = (
         ch.code_sealed.as_deref(),
-        ch.status == "open" && now < ch.expires_at,
+        ch.mandate_id == m.id && ch.status == "open" && now < ch.expires_at,
     ) else {
         return Ok(None);
     };
@@ -524,5 +549,6 @@ pub async fn resend(state: &AppState, caller: &Caller, mandate: Uuid) -> ApiResu
     .await?;
     tx.commit().await?;
     state.sequencer.notify();
+    state.sms.notify();
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The lifecycle over time and across mandates: replacement at activation, and the expiry
-//! job (lapsed consent challenges, mandates past `expires_at`).
+//! job (lapsed consent challenges, mandates past `expires_at`, and the bookkeeping rows of
+//! ended SMS).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -104,6 +105,7 @@ pub async fn expire_due(state: &AppState) -> ApiResult<u64> {
     tx.prune_idempotency(now - super::idempotency::KEEP).await?;
     tx.forget_inbound_before(now - chrono::Duration::minutes(10))
         .await?;
+    tx.prune_sms(now - crate::sms::delivery::KEEP).await?;
     tx.commit().await?;
     if n > 0 {
         state.sequencer.notify();

@@ -180,17 +180,25 @@ pub async fn create(
     if let Some(i) = idem
         && let Some((status, body)) = idempotency::lookup(&state.keyring, tx.as_mut(), i).await?
     {
+        let body = with_printed_code(state, tx.as_mut(), body).await?;
         return Ok(Replayable::Replay { status, body });
     }
     let (row, code) = create_in(state, tx.as_mut(), caller, &input, None).await?;
     let mandate = render(state, tx.as_mut(), &row, code).await?;
     if let Some(i) = idem {
+        // Stored without the printed code: a replay takes it from the challenge while the
+        // challenge is open, so the code is gone from replays (and from the database) as
+        // soon as the challenge closes.
+        let mut first = mandate.clone();
+        if let Some(c) = first.consent.as_mut() {
+            c.code = None;
+        }
         idempotency::record(
             &state.keyring,
             tx.as_mut(),
             i,
             201,
-            &mandate,
+            &first,
             Some(row.usager_id),
             row.created_at,
         )
@@ -198,7 +206,34 @@ pub async fn create(
     }
     tx.commit().await?;
     state.sequencer.notify();
+    notify_sms(state, &row);
     Ok(Replayable::Fresh(mandate))
+}
+
+/// The stored first answer of a creation, with the printed code put back while its
+/// challenge is still open, and without it once consent, refusal, lock or expiry closed it.
+async fn with_printed_code(state: &AppState, tx: &mut dyn Tx, body: Vec<u8>) -> ApiResult<Vec<u8>> {
+    let Ok(mut first) = serde_json::from_slice::<Mandate>(&body) else {
+        return Ok(body);
+    };
+    let Some(view) = first.consent.as_mut() else {
+        return Ok(body);
+    };
+    if view.channel != ConsentChannel::Print.as_str() {
+        return Ok(body);
+    }
+    let code = match (
+        tx.get_mandate(first.id).await?,
+        tx.get_challenge(view.challenge_id).await?,
+    ) {
+        (Some(m), Some(ch)) => super::consent::open_printed_code(state, tx, &m, &ch).await?,
+        _ => None,
+    };
+    if code == view.code {
+        return Ok(body);
+    }
+    view.code = code;
+    Ok(serde_json::to_vec(&first).map_err(anyhow::Error::from)?)
 }
 
 async fn create_in(
@@ -501,7 +536,15 @@ pub async fn renew(
     let out = render(state, tx.as_mut(), &row, code).await?;
     tx.commit().await?;
     state.sequencer.notify();
+    notify_sms(state, &row);
     Ok(out)
+}
+
+/// After the commit: an SMS challenge left messages in the outbox.
+fn notify_sms(state: &AppState, row: &MandateRow) {
+    if row.consent_channel == ConsentChannel::Sms.as_str() {
+        state.sms.notify();
+    }
 }
 
 pub fn validation(field: &str, message: &str) -> AppError {

@@ -12,7 +12,7 @@ pub mod lifecycle;
 pub mod mandates;
 pub mod members;
 pub mod organisations;
-mod pii;
+pub(crate) mod pii;
 pub mod retention;
 pub mod sms_replies;
 pub mod usagers;

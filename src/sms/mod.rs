@@ -1,6 +1,9 @@
 //! Outgoing SMS: a [`SmsSender`] trait and the outbox implementation (JSON lines appended
-//! to a file, what tests and local runs read). The consent messages are written here.
+//! to a file, what tests and local runs read). The consent messages are written here. Use
+//! cases never call a sender: they queue messages in their transaction and the worker of
+//! [`delivery`] sends them after the commit.
 
+pub mod delivery;
 pub mod inbound;
 mod outbox;
 
@@ -8,6 +11,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use delivery::Delivery;
 pub use outbox::OutboxSender;
 
 use crate::config::SmsProvider;
@@ -19,6 +23,25 @@ pub enum SmsKind {
     Recap,
     Code,
     Receipt,
+}
+
+impl SmsKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recap => "recap",
+            Self::Code => "code",
+            Self::Receipt => "receipt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "recap" => Some(Self::Recap),
+            "code" => Some(Self::Code),
+            "receipt" => Some(Self::Receipt),
+            _ => None,
+        }
+    }
 }
 
 /// One message. `Debug` hides the number and the body (they hold personal data and codes).
@@ -53,8 +76,8 @@ pub trait SmsSender: Send + Sync + 'static {
     async fn send(&self, msg: &SmsMessage) -> Result<(), SmsError>;
 }
 
-/// A sender for providers this build cannot reach: every send fails (consent by SMS then
-/// answers `503`; the printed channel still works).
+/// A sender for providers this build cannot reach: every send fails (each message is
+/// retried, then given up and audited as `sms.failed`; the printed channel still works).
 pub struct UnavailableSender;
 
 #[async_trait]

@@ -259,8 +259,10 @@ pub trait ChallengeRepo {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     async fn forget_inbound_before(&mut self, before: DateTime<Utc>) -> Result<u64, StoreError>;
-    /// One more wrong code on an open challenge; the new count, or `None` if not open.
-    async fn count_wrong_code(&mut self, id: Uuid) -> Result<Option<i64>, StoreError>;
+    /// One more wrong code on an open challenge below `max` attempts, checked and counted in
+    /// one conditional statement (`UPDATE … RETURNING`): the new count, or `None` if the
+    /// challenge is no longer open or has no attempt left.
+    async fn count_wrong_code(&mut self, id: Uuid, max: i64) -> Result<Option<i64>, StoreError>;
     /// Closes an open challenge (and destroys its sealed code); `false` if it was not open.
     async fn close_challenge(
         &mut self,

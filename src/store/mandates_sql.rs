@@ -414,12 +414,14 @@ macro_rules! impl_mandate_repos {
             async fn count_wrong_code(
                 &mut self,
                 id: uuid::Uuid,
+                max: i64,
             ) -> Result<Option<i64>, $crate::store::StoreError> {
                 Ok($db::query_scalar(
-                    "UPDATE consent_challenge SET attempts = attempts + 1 WHERE id = $1 AND status = 'open' \
-                     RETURNING attempts",
+                    "UPDATE consent_challenge SET attempts = attempts + 1 \
+                     WHERE id = $1 AND status = 'open' AND attempts < $2 RETURNING attempts",
                 )
                 .bind(id)
+                .bind(max)
                 .fetch_optional(&mut *self.0)
                 .await?)
             }

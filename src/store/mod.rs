@@ -13,6 +13,8 @@ mod audit_trail_sql;
 mod lite;
 mod mandates;
 pub(crate) mod mandates_sql;
+mod outbox;
+pub(crate) mod outbox_sql;
 mod postgres;
 mod rows;
 mod shared;
@@ -26,6 +28,7 @@ use async_trait::async_trait;
 pub use accounts::*;
 pub use audit_trail::*;
 pub use mandates::*;
+pub use outbox::*;
 pub use postgres::PgStore;
 pub use rows::*;
 pub use sqlite::SqliteStore;
@@ -222,6 +225,7 @@ pub trait Tx:
     + MandateRepo
     + ChallengeRepo
     + IdempotencyRepo
+    + SmsOutboxRepo
     + Send
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -18,6 +18,7 @@ use super::accounts_sql::impl_account_repo;
 use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
 use super::lite::{self, lite_row};
 use super::mandates_sql::impl_mandate_repos;
+use super::outbox_sql::impl_outbox_repo;
 use super::shared::impl_shared_repos;
 use super::{Backend, Store, StoreError, Tx};
 
@@ -241,6 +242,7 @@ impl_shared_repos!(SqliteTx, lite);
 impl_audit_trail_repo!(SqliteTx, lite);
 impl_account_repo!(SqliteTx, lite);
 impl_mandate_repos!(SqliteTx, lite);
+impl_outbox_repo!(SqliteTx, lite, "");
 
 #[async_trait]
 impl super::AuditSequencerRepo for SqliteTx {
@@ -619,4 +621,20 @@ lite_row!(super::IdempotencyRow {
     body,
     usager_id,
     created_at
+});
+lite_row!(super::SmsOutboxRow {
+    id,
+    mandate_id,
+    challenge_id,
+    usager_id,
+    seq,
+    kind,
+    status,
+    key_version,
+    message,
+    attempts,
+    created_at,
+    next_attempt_at,
+    claimed_until,
+    done_at
 });

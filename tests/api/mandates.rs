@@ -55,7 +55,7 @@ async fn refused_creations_write_nothing() {
         assert_eq!(app.count(t).await, 0, "{t}");
     }
     assert_eq!(app.audit_events().await.len(), before);
-    assert!(outbox(&app).is_empty());
+    assert!(outbox(&app).await.is_empty());
 }
 
 #[tokio::test]
@@ -181,7 +181,7 @@ async fn sms_flow_over_http() {
     let m = d.new_mandate(&app, u, &["travail"], "sms").await;
     assert!(m["consent"].get("code").is_none());
     assert_eq!(m["consent"]["sent_to"], "+33 •• •• •• •• 78");
-    let (code, challenge) = last_sms_code(&app);
+    let (code, challenge) = last_sms_code(&app).await;
     assert_eq!(challenge, m["consent"]["challenge_id"].as_str().unwrap());
     assert!(!m.to_string().contains(&code));
     let public = app.new_client();

@@ -409,7 +409,7 @@ async fn sms_resend_voids_the_old_code_and_is_limited() {
         .await
         .unwrap();
     let first = m.consent.unwrap().challenge_id;
-    let old_code: String = outbox(&app)[1]["body"]
+    let old_code: String = outbox(&app).await[1]["body"]
         .as_str()
         .unwrap()
         .split("mandat : ")
@@ -418,13 +418,16 @@ async fn sms_resend_voids_the_old_code_and_is_limited() {
         .chars()
         .take(6)
         .collect();
-    assert_eq!(outbox(&app)[0]["to"], "+262692123456");
+    assert_eq!(outbox(&app).await[0]["to"], "+262692123456");
     for _ in 0..3 {
         consent::resend(&app.state, &c, m.id).await.unwrap();
+        // Delivered before the next resend voids this challenge (a void challenge's
+        // messages are not sent any more).
+        sms_settled(&app).await;
     }
     let e = consent::resend(&app.state, &c, m.id).await.unwrap_err();
     assert_eq!(status_of(&e), 429);
-    let lines = outbox(&app);
+    let lines = outbox(&app).await;
     assert_eq!(lines.len(), 8);
     let e = consent::consent_public(&app.state, first, &old_code, Decision::Accept, None)
         .await

@@ -41,7 +41,7 @@ async fn sms_without_phone_is_refused_and_nothing_written() {
     assert_eq!(status_of(&e), 422);
     assert_eq!(app.count("mandate").await, 0);
     assert_eq!(app.count("consent_challenge").await, 0);
-    assert!(outbox(&app).is_empty());
+    assert!(outbox(&app).await.is_empty());
 }
 
 #[tokio::test]
@@ -193,7 +193,7 @@ async fn sms_flow_code_only_in_outbox_then_public_consent() {
         Duration::minutes(10)
     );
     let body = serde_json::to_string(&m).unwrap();
-    let lines = outbox(&app);
+    let lines = outbox(&app).await;
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["kind"], "recap");
     assert_eq!(lines[1]["kind"], "code");

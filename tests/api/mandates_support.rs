@@ -119,8 +119,32 @@ pub async fn active_mandate(app: &TestApp, c: &Caller, usager: Uuid, ids: &[&str
         .unwrap()
 }
 
-/// The SMS outbox lines.
-pub fn outbox(app: &TestApp) -> Vec<serde_json::Value> {
+/// Waits (bounded) until the delivery worker has handled every queued SMS: nothing left
+/// `pending` in `sms_outbox`. Messages leave after the commit, from the worker, so a test
+/// reads the outbox file only once this holds.
+pub async fn sms_settled(app: &TestApp) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if app.count("sms_outbox WHERE status = 'pending'").await == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the SMS outbox was not delivered in time"
+        );
+        app.state.sms.notify();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The SMS outbox lines, once every queued message was handled.
+pub async fn outbox(app: &TestApp) -> Vec<serde_json::Value> {
+    sms_settled(app).await;
+    outbox_now(app)
+}
+
+/// The SMS outbox lines as the file holds them now.
+pub fn outbox_now(app: &TestApp) -> Vec<serde_json::Value> {
     let path = app.dir.path().join("sms-outbox.jsonl");
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -237,8 +261,8 @@ pub fn usager_body(phone: Option<&str>) -> serde_json::Value {
 }
 
 /// The SMS code in the last `code` line of the outbox, and its challenge.
-pub fn last_sms_code(app: &TestApp) -> (String, String) {
-    let lines = outbox(app);
+pub async fn last_sms_code(app: &TestApp) -> (String, String) {
+    let lines = outbox(app).await;
     let line = lines.iter().rev().find(|l| l["kind"] == "code").unwrap();
     let body = line["body"].as_str().unwrap();
     let code: String = body

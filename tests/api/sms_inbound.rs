@@ -62,7 +62,7 @@ async fn signed_replies_accept_refuse_and_count_wrong_codes() {
     assert_eq!((s, b["result"].as_str()), (200, Some("invalid_code")));
     let (_, seen) = d.get(&app, &format!("/api/v1/mandates/{id}")).await;
     assert_eq!(seen["consent"]["attempts_left"], 4);
-    let (code, _) = last_sms_code(&app);
+    let (code, _) = last_sms_code(&app).await;
     let body = reply(&format!("oui {code}"));
     let sig = sign(&app, &body, -60);
     let (s, b) = send(&app, &body, Some(sig.clone())).await;

@@ -291,7 +291,7 @@ async fn personal_data_never_in_clear_in_database_logs_or_audit() {
         .0,
         422
     );
-    let (code, challenge) = last_sms_code(&app);
+    let (code, challenge) = last_sms_code(&app).await;
     let res = app
         .new_client()
         .post(app.url("/api/v1/public/consent"))

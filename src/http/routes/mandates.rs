@@ -349,24 +349,20 @@ pub async fn public_consent(
     ApiJson(b): ApiJson<PublicConsentBody>,
 ) -> ApiResult<Json<PublicConsentAnswer>> {
     state.limits.check(Limit::Public, ip)?;
-    state.code_failures.check(ip, state.clock.now())?;
     let decision = match b.decision.as_str() {
         "accept" => Decision::Accept,
         "refuse" => Decision::Refuse,
         _ => return Err(validation("decision", "Indiquez « accept » ou « refuse ».")),
     };
-    match consent::consent_public(&state, b.challenge_id, &b.code, decision, rid).await {
-        Ok(status) => Ok(Json(PublicConsentAnswer { status })),
-        Err(e) => {
-            if matches!(
-                e,
-                AppError::InvalidCode { .. } | AppError::ChallengeLocked | AppError::NotFound
-            ) {
-                state.code_failures.record(ip, state.clock.now());
-            }
-            Err(e)
-        }
-    }
+    // Checks the client's failures and holds a place for this entry in one step.
+    let entry = state.code_failures.begin(ip, state.clock.now())?;
+    let answer = consent::consent_public(&state, b.challenge_id, &b.code, decision, rid).await;
+    let failed = matches!(
+        answer,
+        Err(AppError::InvalidCode { .. } | AppError::ChallengeLocked | AppError::NotFound)
+    );
+    entry.finish(failed, state.clock.now());
+    Ok(Json(PublicConsentAnswer { status: answer? }))
 }
 
 /// What anyone holding an attestation may check (no personal data); `404` for a forged or
