@@ -16,6 +16,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::ratelimit::client_key;
 use crate::error::AppError;
 
 pub const MAX_FAILURES: usize = 4;
@@ -43,21 +44,6 @@ impl Client {
 
 #[derive(Debug, Default)]
 pub struct CodeFailures(Mutex<HashMap<IpAddr, Client>>);
-
-/// The key of a client: its IPv4 address, or the /64 of its IPv6 address (one subscriber's
-/// prefix; IPv4-mapped addresses count as IPv4).
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
 
 /// One code entry in flight; end it with [`CodeEntry::finish`].
 #[must_use = "an entry counts as a failure unless finished"]
@@ -163,23 +149,6 @@ impl Drop for CodeEntry<'_> {
         }
     }
 
-    /// Forgets the clients whose failures all left the window (run on a timer by `serve`).
-    pub fn trim(&self, now: DateTime<Utc>) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.retain(|_, q| q.back().is_some_and(|t| now - *t < WINDOW));
-        map.shrink_to_fit();
-    }
-
-    /// Clients currently remembered.
-    pub fn tracked(&self) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
-    }
 }
 
 #[cfg(test)]

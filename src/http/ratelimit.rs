@@ -223,16 +223,17 @@ mod tests {
         use chrono::TimeZone as _;
         let f = super::super::code_failures::CodeFailures::default();
         let t0 = chrono::Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
-        f.record(ip("203.0.113.1"), t0);
-        f.record(ip("203.0.113.2"), t0 + chrono::Duration::seconds(30));
-        assert_eq!(f.tracked(), 2);
+        f.begin(ip("203.0.113.1"), t0).unwrap().finish(true, t0);
+        let t1 = t0 + chrono::Duration::seconds(30);
+        f.begin(ip("203.0.113.2"), t1).unwrap().finish(true, t1);
+        assert_eq!(f.len(), 2);
         f.trim(t0 + chrono::Duration::seconds(61));
         assert_eq!(
-            f.tracked(),
+            f.len(),
             1,
             "the client whose failures left the window is gone"
         );
         f.trim(t0 + chrono::Duration::seconds(91));
-        assert_eq!(f.tracked(), 0);
+        assert_eq!(f.len(), 0);
     }
 }
