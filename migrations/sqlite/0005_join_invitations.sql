@@ -2,6 +2,9 @@
 -- membership and a `join` invitation, which the person accepts while logged in.
 
 ALTER TABLE membership ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+-- The name the inviting organisation typed: its member list shows a pending membership
+-- like the invitation of a new email (never the name the person chose for their account).
+ALTER TABLE membership ADD COLUMN invited_name TEXT;
 
 -- SQLite cannot change a CHECK constraint: the invitation table is rebuilt (nothing
 -- references it).

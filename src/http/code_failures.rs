@@ -148,7 +148,6 @@ impl Drop for CodeEntry<'_> {
             self.owner.end(self.key, Some(self.started));
         }
     }
-
 }
 
 #[cfg(test)]

@@ -210,13 +210,15 @@ pub async fn invite(
             // Platform accounts never join an organisation (the join is refused); the answer
             // does not tell them apart either.
             if !existing.is_admin && !existing.is_dpo {
-                tx.add_pending_membership(existing.id, org, role.as_str(), now)
+                tx.add_pending_membership(existing.id, org, role.as_str(), &name, now)
                     .await?;
             }
             (existing.id, "join")
         }
         None => {
-            let id = Uuid::now_v7();
+            // Random (v4), like every account id: a time-ordered id would date the account
+            // and tell a new email from an existing one.
+            let id = Uuid::new_v4();
             tx.insert_aidant(&AidantRow {
                 id,
                 email: email.as_str().to_owned(),
@@ -428,7 +430,7 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
                     "Cette adresse est déjà utilisée.",
                 )]));
             }
-            let id = Uuid::now_v7();
+            let id = Uuid::new_v4();
             tx.insert_aidant(&AidantRow {
                 id,
                 email: email.clone(),

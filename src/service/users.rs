@@ -49,7 +49,7 @@ pub async fn create(
         .map_err(|m| AppError::Validation(vec![FieldError::new("password", m)]))?;
     let hash = state.hasher.hash(password).await?;
     let now = state.clock.now();
-    let id = Uuid::now_v7();
+    let id = Uuid::new_v4(); // random, like every account id (see `members::invite`)
     let seed = Seed::generate().map_err(anyhow::Error::from)?;
     let mut tx = state.store.begin().await?;
     if tx.find_aidant_by_email(email.as_str()).await?.is_some() {

@@ -137,11 +137,14 @@ pub trait AccountRepo {
     ) -> Result<(), StoreError>;
     /// A pending membership (an existing account invited into `org`): created inactive, or
     /// its role updated when it is still pending; an active or ended membership is left as is.
+    /// `invited_name` is what the organisation typed (its member list shows that, not the
+    /// account's own name).
     async fn add_pending_membership(
         &mut self,
         aidant: Uuid,
         org: Uuid,
         role: &str,
+        invited_name: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// The person joins: the membership becomes active (no longer pending).

@@ -163,16 +163,19 @@ macro_rules! impl_account_repo {
                 aidant: uuid::Uuid,
                 org: uuid::Uuid,
                 role: &str,
+                invited_name: &str,
                 at: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), $crate::store::StoreError> {
                 $db::query(
-                    "INSERT INTO membership (aidant_id, organisation_id, role, active, pending, created_at) \
-                     VALUES ($1, $2, $3, FALSE, TRUE, $4) \
-                     ON CONFLICT (aidant_id, organisation_id) DO UPDATE SET role = excluded.role WHERE membership.pending",
+                    "INSERT INTO membership (aidant_id, organisation_id, role, active, pending, invited_name, created_at) \
+                     VALUES ($1, $2, $3, FALSE, TRUE, $4, $5) \
+                     ON CONFLICT (aidant_id, organisation_id) DO UPDATE SET role = excluded.role, \
+                     invited_name = excluded.invited_name WHERE membership.pending",
                 )
                 .bind(aidant)
                 .bind(org)
                 .bind(role)
+                .bind(invited_name)
                 .bind(at)
                 .execute(&mut *self.0)
                 .await?;
@@ -200,10 +203,13 @@ macro_rules! impl_account_repo {
 
             async fn list_members(&mut self, org: uuid::Uuid) -> Result<Vec<$crate::store::MemberListRow>, $crate::store::StoreError> {
                 Ok($db::query_as(
-                    "SELECT a.id AS aidant_id, a.email, a.display_name, m.role, m.active AS membership_active, \
-                     a.active AS account_active, a.last_login_at \
-                     FROM membership m JOIN aidant a ON a.id = m.aidant_id WHERE m.organisation_id = $1 AND NOT m.pending \
-                     ORDER BY a.display_name, a.id",
+                    "SELECT a.id AS aidant_id, a.email, \
+                     CASE WHEN m.pending THEN COALESCE(m.invited_name, a.email) ELSE a.display_name END AS display_name, \
+                     m.role, m.active AS membership_active, \
+                     CASE WHEN m.pending THEN FALSE ELSE a.active END AS account_active, \
+                     CASE WHEN m.pending THEN NULL ELSE a.last_login_at END AS last_login_at \
+                     FROM membership m JOIN aidant a ON a.id = m.aidant_id WHERE m.organisation_id = $1 \
+                     ORDER BY 3, a.id",
                 )
                 .bind(org)
                 .fetch_all(&mut *self.0)

@@ -47,6 +47,28 @@ fn shape(v: &Value) -> Vec<(String, &'static str)> {
 }
 
 async fn member_ids(app: &TestApp, c: &reqwest::Client, org: uuid::Uuid) -> Vec<String> {
+    members(app, c, org)
+        .await
+        .iter()
+        .filter(|m| m["active"] == true)
+        .map(|m| m["aidant_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A member list entry without what differs between two invitees (id and e-mail).
+async fn listed_as(app: &TestApp, c: &reqwest::Client, org: uuid::Uuid, id: &str) -> Value {
+    let mut m = members(app, c, org)
+        .await
+        .into_iter()
+        .find(|m| m["aidant_id"] == id)
+        .unwrap_or_else(|| panic!("{id} listed"));
+    let o = m.as_object_mut().unwrap();
+    o.remove("aidant_id");
+    o.remove("email");
+    m
+}
+
+async fn members(app: &TestApp, c: &reqwest::Client, org: uuid::Uuid) -> Vec<Value> {
     let list: Value = c
         .get(app.url(&format!("/api/v1/organisations/{org}/members")))
         .send()
@@ -55,12 +77,7 @@ async fn member_ids(app: &TestApp, c: &reqwest::Client, org: uuid::Uuid) -> Vec<
         .json()
         .await
         .unwrap();
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["aidant_id"].as_str().unwrap().to_owned())
-        .collect()
+    list["items"].as_array().unwrap().clone()
 }
 
 async fn my_organisations(app: &TestApp, c: &reqwest::Client) -> Vec<String> {
@@ -145,9 +162,23 @@ async fn another_organisation_cannot_take_over_an_account_it_did_not_create() {
         assert!(v.password_hash.is_none() && !v.active);
         assert!(tx.totp_factors(v.id).await.unwrap().is_empty());
     }
-    // Not a member of A yet: not listed, and A's référent can neither reset the factor nor
-    // bind a card (another organisation's object: 404).
+    // Not a member of A yet: listed exactly like the invitation of a new e-mail (not
+    // active), and A's référent can neither reset the factor nor bind a card (another
+    // organisation's object: 404).
     assert!(!member_ids(&app, &ref_a_c, org_a).await.contains(&v_id));
+    let fresh_id = fresh["aidant_id"].as_str().unwrap();
+    assert_eq!(
+        listed_as(&app, &ref_a_c, org_a, &v_id).await,
+        listed_as(&app, &ref_a_c, org_a, fresh_id).await
+    );
+    assert_eq!(
+        listed_as(&app, &ref_a_c, org_a, &v_id).await["display_name"],
+        "Invitée"
+    );
+    // Neither id is time-ordered (a UUIDv7 would date the account).
+    for id in [v_id.as_str(), fresh_id] {
+        assert_eq!(id.parse::<uuid::Uuid>().unwrap().get_version_num(), 4);
+    }
     app.step_up(&ref_a_c, &ref_a).await;
     let reset = |c: &reqwest::Client| {
         let req = c
@@ -271,6 +302,12 @@ async fn an_enrolled_account_is_not_added_silently_and_joins_with_a_fresh_factor
             .await
             .contains(&w.id.to_string())
     );
+    // Listed as an invitation with the name A typed, never the account's own name nor its
+    // last login.
+    let entry = listed_as(&app, &ref_a_c, org_a, &w.id.to_string()).await;
+    assert_eq!(entry["display_name"], "Invitée");
+    assert_eq!(entry["active"], false);
+    assert!(entry["last_login_at"].is_null());
     assert_eq!(my_organisations(&app, &w_c).await, vec![org_b.to_string()]);
     // A TOTP reset of w would end w's sessions and factors everywhere: refused while pending.
     app.step_up(&ref_a_c, &ref_a).await;

@@ -153,7 +153,7 @@ async fn an_existing_account_joins_through_the_page_logged_in() {
     let res = app
         .client
         .post(app.url(&path))
-        .header("origin", app.base.clone())
+        .header("origin", app.origin())
         .form(&[("password", "le mot de passe du voleur")])
         .send()
         .await
@@ -163,7 +163,7 @@ async fn an_existing_account_joins_through_the_page_logged_in() {
     let join = |c: &reqwest::Client, code: String| {
         let req = c
             .post(app.url(&format!("{path}/join")))
-            .header("origin", app.base.clone())
+            .header("origin", app.origin())
             .form(&[("totp", code.as_str())]);
         async move { req.send().await.unwrap() }
     };
