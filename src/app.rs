@@ -14,26 +14,32 @@ use crate::audit::witness::{Backoff, HttpWitness};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{Keyring, MasterKey};
+use crate::service::Services;
 use crate::store::{self, Store, StoreError};
 
-/// Everything a request or a job needs, passed explicitly (no globals).
+/// The HTTP layer's state: the [`Services`] every use case works with, plus what only the
+/// front door needs (per-IP rate limiters, consent-code failure counts). Handlers pass
+/// `&state` where a use case takes `&Services` (`Deref`); extractors may take
+/// `State<Services>` (`FromRef`).
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
-    pub keyring: Arc<Keyring>,
-    pub clock: Arc<dyn Clock>,
-    pub sequencer: Sequencer,
-    pub authz: Arc<crate::authz::Authz>,
-    /// The audit checkpoint writer and the log's integrity state.
-    pub checkpoints: Checkpointer,
-    pub hasher: crate::crypto::password::PasswordHasher,
+    pub services: Services,
     pub limits: Arc<crate::http::ratelimit::RateLimits>,
-    /// The SMS sender and its delivery worker's wake-up (messages leave after the commit).
-    pub sms: crate::sms::Delivery,
     pub code_failures: Arc<crate::http::code_failures::CodeFailures>,
-    /// The retention periods, read once from `MANDAT_RETENTION_FILE`.
-    pub retention: Arc<crate::service::retention::RetentionPolicy>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Services {
+    fn from_ref(state: &AppState) -> Self {
+        state.services.clone()
+    }
 }
 
 /// Why start-up failed; `main` maps each kind to its exit code.
@@ -160,18 +166,20 @@ impl AppState {
             },
         );
         Ok(Self {
-            authz: Arc::new(authz),
-            hasher: crate::crypto::password::PasswordHasher::new(),
+            services: Services {
+                authz: Arc::new(authz),
+                hasher: crate::crypto::password::PasswordHasher::new(),
+                sms: crate::sms::Delivery::new(crate::sms::from_config(&config.sms)),
+                retention: Arc::new(retention),
+                config: Arc::new(config),
+                sequencer: Sequencer::new(store.clone()),
+                store,
+                keyring,
+                clock,
+                checkpoints,
+            },
             limits: Arc::new(crate::http::ratelimit::RateLimits::default()),
-            sms: crate::sms::Delivery::new(crate::sms::from_config(&config.sms)),
             code_failures: Arc::default(),
-            retention: Arc::new(retention),
-            config: Arc::new(config),
-            sequencer: Sequencer::new(store.clone()),
-            store,
-            keyring,
-            clock,
-            checkpoints,
         })
     }
 }
@@ -212,33 +220,13 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let expiry = tokio::spawn(crate::service::lifecycle::run_expiry(
-            self.state.clone(),
-            stop_rx.clone(),
-        ));
-        let retention = tokio::spawn(crate::service::retention::run_scheduled(
-            self.state.clone(),
-            crate::service::retention::Schedule::every(self.state.config.retention_interval),
-            stop_rx.clone(),
-        ));
-        let witness = self
-            .state
-            .checkpoints
-            .http_witness()
-            .cloned()
-            .map(|w| tokio::spawn(w.run(stop_rx.clone())));
-        let sms = tokio::spawn(crate::sms::delivery::run(
-            self.state.clone(),
-            stop_rx.clone(),
-        ));
-        let jobs = tokio::spawn(self.state.sequencer.clone().run(stop_rx.clone()));
+        let jobs = crate::jobs::start(&self.state.services, &stop_rx);
         let trimmer = tokio::spawn(crate::http::ratelimit::run_trimmer(
             self.state.limits.clone(),
             self.state.code_failures.clone(),
             self.state.clock.clone(),
-            stop_rx.clone(),
+            stop_rx,
         ));
-        let checkpoints = tokio::spawn(self.state.checkpoints.clone().run(stop_rx));
         let router = crate::http::router(self.state.clone());
         let limits = crate::http::serve::ServerLimits {
             header_read_timeout: self.state.config.header_read_timeout,
@@ -247,14 +235,7 @@ impl App {
         crate::http::serve::serve(self.listener, router, limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = trimmer.await;
-        let _ = jobs.await;
-        let _ = checkpoints.await;
-        let _ = expiry.await;
-        let _ = retention.await;
-        let _ = sms.await;
-        if let Some(w) = witness {
-            let _ = w.await;
-        }
+        jobs.join().await;
         self.state.store.close().await;
         Ok(())
     }

@@ -268,7 +268,7 @@ impl NewEvent {
 
 /// `ts` with exactly six fractional digits and `Z`.
 pub fn format_ts(ts: DateTime<Utc>) -> String {
-    ts.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    crate::domain::time::format(ts)
 }
 
 /// The canonical text of an event once its index is known.

@@ -9,6 +9,7 @@ pub mod organisation;
 pub mod search;
 pub mod terms;
 pub mod text;
+pub mod time;
 pub mod usager;
 
 /// A validation failure on one input field; the message is French and safe to show.

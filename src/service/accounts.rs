@@ -8,13 +8,13 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::factors;
-use crate::app::AppState;
+use super::session::{Membership, Session, active_memberships};
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::crypto::{Purpose, sha256, tokens};
 use crate::domain::FieldError;
 use crate::domain::account::{Email, check_password};
 use crate::error::{ApiResult, AppError};
-use crate::http::auth::{Membership, Session, active_memberships};
+use crate::service::Services;
 use crate::store::{AidantRow, SessionRow, Tx};
 
 pub const MAX_FAILURES: i32 = 5;
@@ -58,7 +58,7 @@ pub(super) struct Failure {
 /// locks the account for 15 minutes. When `end_sessions`, a lock also ends the account's
 /// sessions (checks made inside a session: step-up, password change).
 pub(super) async fn count_failure(
-    state: &AppState,
+    state: &Services,
     tx: &mut dyn Tx,
     aidant: Uuid,
     ip_mac: String,
@@ -101,7 +101,7 @@ pub(super) async fn count_failure(
 /// An attempt on a locked account: audited as a failure (`locked: true`), answered `429`
 /// with the seconds left. The caller commits `tx`.
 pub(super) async fn refuse_locked(
-    state: &AppState,
+    state: &Services,
     tx: &mut dyn Tx,
     aidant: Uuid,
     ip_mac: String,
@@ -141,7 +141,7 @@ pub(super) fn is_locked(a: &AidantRow, now: DateTime<Utc>) -> bool {
 }
 
 /// A keyed, truncated hash of an IP for audit details (never the IP itself).
-pub fn ip_mac(state: &AppState, ip: IpAddr) -> String {
+pub fn ip_mac(state: &Services, ip: IpAddr) -> String {
     match state.keyring.key(Purpose::Token, 1) {
         Ok(k) => hex::encode(&k.hmac(&[b"ip", ip.to_string().as_bytes()])[..8]),
         Err(_) => String::new(),
@@ -157,7 +157,7 @@ pub struct LoginInput {
 /// Password + TOTP. Every failure looks the same (`401`) and is counted and audited in the
 /// write transaction; a locked account gets `429` (audited too).
 pub async fn login(
-    state: &AppState,
+    state: &Services,
     input: LoginInput,
     ip: IpAddr,
     request_id: Option<String>,
@@ -188,8 +188,7 @@ pub async fn login(
     let mut tx = state.store.begin().await?;
     if let Some(a) = aidant.as_ref().filter(|a| is_locked(a, now)) {
         let refused = refuse_locked(state, tx.as_mut(), a.id, mac, request_id).await?;
-        tx.commit().await?;
-        state.sequencer.notify();
+        state.commit(tx).await?;
         tracing::info!(locked = true, "login refused");
         return Err(refused);
     }
@@ -219,8 +218,7 @@ pub async fn login(
                 false
             }
         };
-        tx.commit().await?;
-        state.sequencer.notify();
+        state.commit(tx).await?;
         tracing::info!(locked, "login failed");
         return Err(AppError::Unauthenticated);
     };
@@ -228,8 +226,7 @@ pub async fn login(
     // locked the account since the read above wins.
     if !tx.record_login(a.id, now).await? {
         let refused = refuse_locked(state, tx.as_mut(), a.id, mac, request_id).await?;
-        tx.commit().await?;
-        state.sequencer.notify();
+        state.commit(tx).await?;
         tracing::info!(locked = true, "login refused");
         return Err(refused);
     }
@@ -259,8 +256,7 @@ pub async fn login(
     )
     .request_id(request_id);
     audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     tracing::info!(aidant.id = %a.id, "login");
     let me = Me {
         id: a.id,
@@ -278,7 +274,7 @@ pub async fn login(
 }
 
 pub async fn logout(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     request_id: Option<String>,
 ) -> ApiResult<()> {
@@ -291,15 +287,14 @@ pub async fn logout(
     )
     .request_id(request_id);
     audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(())
 }
 
 /// A deliberate extra code: marks the session stepped-up (5 min) and fresh (15 min).
 /// Wrong codes count towards the account lockout; a lock ends the account's sessions.
 pub async fn step_up(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     code: &str,
     ip: IpAddr,
@@ -310,8 +305,7 @@ pub async fn step_up(
     let mut tx = state.store.begin().await?;
     if !tx.ensure_unlocked(session.aidant_id, now).await? {
         let refused = refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
-        tx.commit().await?;
-        state.sequencer.notify();
+        state.commit(tx).await?;
         return Err(refused);
     }
     if factors::check_and_use(state, tx.as_mut(), session.aidant_id, code).await? {
@@ -325,14 +319,12 @@ pub async fn step_up(
         )
         .request_id(request_id);
         audit::append(tx.as_mut(), &ev).await?;
-        tx.commit().await?;
-        state.sequencer.notify();
+        state.commit(tx).await?;
         return Ok(());
     }
     let failure =
         count_failure(state, tx.as_mut(), session.aidant_id, mac, true, request_id).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Err(AppError::InvalidCode {
         attempts_left: failure.attempts_left,
     })
@@ -342,7 +334,7 @@ pub async fn step_up(
 /// one counts towards the lockout (a lock ends the account's sessions), a locked account
 /// gets `429`.
 pub async fn change_password(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     current: SecretString,
     new: SecretString,
@@ -364,15 +356,13 @@ pub async fn change_password(
     if locked {
         let mut tx = state.store.begin().await?;
         let refused = refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
-        tx.commit().await?;
-        state.sequencer.notify();
+        state.commit(tx).await?;
         return Err(refused);
     }
     if !current_ok {
         let mut tx = state.store.begin().await?;
         count_failure(state, tx.as_mut(), session.aidant_id, mac, true, request_id).await?;
-        tx.commit().await?;
-        state.sequencer.notify();
+        state.commit(tx).await?;
         return Err(AppError::Validation(vec![FieldError::new(
             "current_password",
             "Le mot de passe actuel est incorrect.",
@@ -382,8 +372,7 @@ pub async fn change_password(
     let mut tx = state.store.begin().await?;
     if !tx.ensure_unlocked(session.aidant_id, now).await? {
         let refused = refuse_locked(state, tx.as_mut(), session.aidant_id, mac, request_id).await?;
-        tx.commit().await?;
-        state.sequencer.notify();
+        state.commit(tx).await?;
         return Err(refused);
     }
     tx.set_aidant_password(session.aidant_id, &hash).await?;
@@ -399,13 +388,12 @@ pub async fn change_password(
     )
     .request_id(request_id);
     audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(())
 }
 
 pub async fn switch_organisation(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     org: Uuid,
     request_id: Option<String>,
@@ -424,8 +412,7 @@ pub async fn switch_organisation(
     .organisation(org)
     .request_id(request_id);
     audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     let mut me = Me::from(session);
     me.current_organisation_id = Some(org);
     Ok(me)

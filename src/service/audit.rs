@@ -10,7 +10,6 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::Ctx;
-use crate::app::AppState;
 use crate::audit::checkpoint::{SignedNote, read_external};
 use crate::audit::merkle::{Hash, RootBuilder};
 use crate::audit::proof::{consistency_ranges, inclusion_ranges};
@@ -19,6 +18,7 @@ use crate::audit::{self, Details, NewEvent};
 use crate::domain::FieldError;
 use crate::domain::audit_query::AuditQuery;
 use crate::error::{ApiResult, AppError};
+use crate::service::Services;
 use crate::store::{AuditFilter, AuditRow, StoreError, Tx};
 
 /// One page of search results.
@@ -141,7 +141,7 @@ pub fn row_value(r: &AuditRow) -> Value {
 
 /// Search with filters and cursor paging, oldest first.
 pub async fn search(
-    state: &AppState,
+    state: &Services,
     q: &AuditQuery,
     cursor: Option<&str>,
     limit: i64,
@@ -251,7 +251,7 @@ pub struct Export {
 /// Starts an export (recorded first as `audit.exported`); the chunks are produced by a task
 /// reading one page at a time, so memory stays constant whatever the size of the log.
 pub async fn export(
-    state: &AppState,
+    state: &Services,
     ctx: &Ctx,
     q: &AuditQuery,
     format: ExportFormat,
@@ -281,8 +281,7 @@ pub async fn export(
         .request_id(ctx.request_id.clone()),
     )
     .await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
 
     let (out, chunks) = mpsc::channel(2);
     let store = state.store.clone();
@@ -342,7 +341,7 @@ async fn range_hashes(tx: &mut dyn Tx, ranges: &[std::ops::Range<u64>]) -> ApiRe
     Ok(out)
 }
 
-async fn current_size(state: &AppState, tx: &mut dyn Tx) -> ApiResult<i64> {
+async fn current_size(state: &Services, tx: &mut dyn Tx) -> ApiResult<i64> {
     let _ = state;
     Ok(tx.audit_head().await?.0)
 }
@@ -355,7 +354,7 @@ fn out_of_range(field: &str) -> AppError {
 }
 
 /// RFC 9162 inclusion proof of entry `index` in the tree of `tree_size` entries.
-pub async fn inclusion(state: &AppState, index: i64, tree_size: i64) -> ApiResult<InclusionProof> {
+pub async fn inclusion(state: &Services, index: i64, tree_size: i64) -> ApiResult<InclusionProof> {
     state.sequencer.barrier().await?;
     let mut tx = state.store.begin_snapshot().await?;
     let size = current_size(state, tx.as_mut()).await?;
@@ -373,7 +372,7 @@ pub async fn inclusion(state: &AppState, index: i64, tree_size: i64) -> ApiResul
 }
 
 /// RFC 9162 consistency proof between the trees of `from` and `to` entries.
-pub async fn consistency(state: &AppState, from: i64, to: i64) -> ApiResult<ConsistencyProof> {
+pub async fn consistency(state: &Services, from: i64, to: i64) -> ApiResult<ConsistencyProof> {
     state.sequencer.barrier().await?;
     let mut tx = state.store.begin_snapshot().await?;
     let size = current_size(state, tx.as_mut()).await?;
@@ -391,7 +390,7 @@ pub async fn consistency(state: &AppState, from: i64, to: i64) -> ApiResult<Cons
 
 /// The latest signed checkpoint; `404` only while the log is empty. When events exist but
 /// the writer has not signed its first checkpoint yet, it is signed now.
-pub async fn latest_checkpoint(state: &AppState) -> ApiResult<LatestCheckpoint> {
+pub async fn latest_checkpoint(state: &Services) -> ApiResult<LatestCheckpoint> {
     let stored = {
         let mut tx = state.store.begin_snapshot().await?;
         tx.latest_audit_checkpoint().await?
@@ -431,7 +430,7 @@ pub async fn latest_checkpoint(state: &AppState) -> ApiResult<LatestCheckpoint> 
 }
 
 /// Every version of the checkpoint-signing key (older versions still verify old checkpoints).
-pub async fn public_keys(state: &AppState) -> ApiResult<PublicKeys> {
+pub async fn public_keys(state: &Services) -> ApiResult<PublicKeys> {
     let origin = &state.checkpoints.settings().origin;
     Ok(PublicKeys {
         keys: state
@@ -456,7 +455,7 @@ pub fn external_checkpoints(path: &Path) -> Result<Vec<SignedNote>, String> {
 
 /// Verifies the whole log (and `external` checkpoints) and records `audit.verified`.
 pub async fn verify(
-    state: &AppState,
+    state: &Services,
     ctx: &Ctx,
     external: &[SignedNote],
 ) -> ApiResult<VerifyReport> {
@@ -480,8 +479,7 @@ pub async fn verify(
         .request_id(ctx.request_id.clone()),
     )
     .await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(report)
 }
 

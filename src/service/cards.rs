@@ -6,13 +6,13 @@ use uuid::Uuid;
 
 use super::factors;
 use super::members::{active_target_member, authorize_on_org, event};
-use crate::app::AppState;
+use super::session::Session;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::authz::{Action, Facts};
 use crate::crypto::totp::{CARD_STEP, Seed};
 use crate::domain::FieldError;
 use crate::error::{ApiResult, AppError};
-use crate::http::auth::Session;
+use crate::service::Services;
 
 pub struct CardInput {
     pub serial: String,
@@ -27,7 +27,7 @@ fn clean_serial(s: &str) -> Option<String> {
 }
 
 pub async fn import_cards(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     org: Uuid,
     cards: Vec<CardInput>,
@@ -81,14 +81,13 @@ pub async fn import_cards(
     .organisation(org)
     .request_id(request_id);
     audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(count)
 }
 
 /// Binds an imported card to an active member after checking a current code (±10 minutes).
 pub async fn bind_card(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     org: Uuid,
     aidant: Uuid,
@@ -131,7 +130,6 @@ pub async fn bind_card(
         ),
     )
     .await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(())
 }

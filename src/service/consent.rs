@@ -12,13 +12,13 @@ use super::lifecycle::{audit_expired, replace_older};
 use super::mandates::{Mandate, own_mandate, render};
 use super::pii::{open_field, open_usager, seal_field, usager_key};
 use super::usagers::Caller;
-use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::crypto::{DataKey, Purpose, ct_eq};
 use crate::domain::consent::{ChallengeStatus, ConsentCode, MAX_ATTEMPTS, Verdict, judge};
 use crate::domain::mandate::{ConsentChannel, MandateDuration};
 use crate::domain::usager::Phone;
 use crate::error::{ApiResult, AppError};
+use crate::service::Services;
 use crate::sms::{SmsKind, code_text, recap_text};
 use crate::store::{ChallengeRow, MandateRow, Tx};
 
@@ -53,7 +53,7 @@ pub fn view_of(
         channel: c.channel.clone(),
         challenge_id: c.id,
         status: status.as_str().to_owned(),
-        expires_at: crate::http::format_time(c.expires_at),
+        expires_at: crate::domain::time::format(c.expires_at),
         attempts_left: (MAX_ATTEMPTS - c.attempts).max(0),
         sent_to: c.sent_to.clone(),
         code,
@@ -61,7 +61,7 @@ pub fn view_of(
 }
 
 fn code_mac(
-    state: &AppState,
+    state: &Services,
     version: u32,
     challenge: Uuid,
     code: &ConsentCode,
@@ -74,7 +74,7 @@ fn code_mac(
 }
 
 /// The keyed hash matching SMS replies to challenges (the number itself is not stored).
-pub fn phone_mac(state: &AppState, phone: &Phone) -> ApiResult<Vec<u8>> {
+pub fn phone_mac(state: &Services, phone: &Phone) -> ApiResult<Vec<u8>> {
     let key = state
         .keyring
         .key(Purpose::Index, super::usagers::INDEX_KEY_VERSION)
@@ -91,7 +91,7 @@ pub fn phone_mac(state: &AppState, phone: &Phone) -> ApiResult<Vec<u8>> {
     reason = "one call site per channel event; a struct would only rename them"
 )]
 pub async fn issue_challenge(
-    state: &AppState,
+    state: &Services,
     tx: &mut dyn Tx,
     mandate: &MandateRow,
     dek: &DataKey,
@@ -215,7 +215,7 @@ pub enum Decision {
 /// Checks a code and applies the decision, committing what must be kept even when the
 /// answer is an error (attempt counts, locks, expiry).
 pub(super) async fn answer(
-    state: &AppState,
+    state: &Services,
     mut tx: Box<dyn Tx>,
     ch: ChallengeRow,
     m: MandateRow,
@@ -282,7 +282,7 @@ pub(super) async fn answer(
                     &event(Details::MandateActivated {
                         demarches,
                         terms_hash: m.terms_hash.clone(),
-                        expires_at: crate::http::format_time(expires_at),
+                        expires_at: crate::domain::time::format(expires_at),
                         via: via.to_owned(),
                     }),
                 )
@@ -305,8 +305,7 @@ pub(super) async fn answer(
                 .await?;
             }
             let row = tx.get_mandate(m.id).await?.ok_or(AppError::NotFound)?;
-            tx.commit().await?;
-            state.sequencer.notify();
+            state.commit(tx).await?;
             Ok(row)
         }
         Verdict::Wrong { .. } | Verdict::Lock => {
@@ -332,8 +331,7 @@ pub(super) async fn answer(
             )
             .await?;
             if left > 0 {
-                tx.commit().await?;
-                state.sequencer.notify();
+                state.commit(tx).await?;
                 return Err(AppError::InvalidCode {
                     attempts_left: left,
                 });
@@ -352,8 +350,7 @@ pub(super) async fn answer(
                 )
                 .await?;
             }
-            tx.commit().await?;
-            state.sequencer.notify();
+            state.commit(tx).await?;
             Err(AppError::ChallengeLocked)
         }
         Verdict::Late => {
@@ -363,8 +360,7 @@ pub(super) async fn answer(
                     .await?
             {
                 audit_expired(tx.as_mut(), &m, now).await?;
-                tx.commit().await?;
-                state.sequencer.notify();
+                state.commit(tx).await?;
             }
             Err(AppError::ChallengeExpired)
         }
@@ -375,7 +371,7 @@ pub(super) async fn answer(
 
 /// The aidant enters the code the usager hands back at the desk.
 pub async fn consent_at_desk(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     mandate: Uuid,
     code: &str,
@@ -409,7 +405,7 @@ pub async fn consent_at_desk(
 /// The usager answers on the public page (the code is needed for both decisions).
 /// Returns `accepted` or `refused`.
 pub async fn consent_public(
-    state: &AppState,
+    state: &Services,
     challenge: Uuid,
     code: &str,
     decision: Decision,
@@ -446,7 +442,7 @@ pub async fn consent_public(
 /// The printed code of a mandate's open challenge, for re-printing the attestation
 /// (printers jam); `None` once the challenge is closed (the code is destroyed then).
 pub async fn printed_code(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     mandate: Uuid,
 ) -> ApiResult<Option<String>> {
@@ -461,7 +457,7 @@ pub async fn printed_code(
 /// The sealed printed code of `ch` in clear while the challenge is open and not lapsed;
 /// `None` otherwise (closed challenges no longer hold it).
 pub(super) async fn open_printed_code(
-    state: &AppState,
+    state: &Services,
     tx: &mut dyn Tx,
     m: &MandateRow,
     ch: &ChallengeRow,
@@ -491,7 +487,7 @@ pub(super) async fn open_printed_code(
 }
 
 /// A new SMS challenge (the previous one is void); at most [`MAX_RESENDS`] per mandate.
-pub async fn resend(state: &AppState, caller: &Caller, mandate: Uuid) -> ApiResult<()> {
+pub async fn resend(state: &Services, caller: &Caller, mandate: Uuid) -> ApiResult<()> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
     let m = own_mandate(tx.as_mut(), caller.organisation_id, mandate).await?;
@@ -547,8 +543,7 @@ pub async fn resend(state: &AppState, caller: &Caller, mandate: Uuid) -> ApiResu
         true,
     )
     .await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     state.sms.notify();
     Ok(())
 }

@@ -2,10 +2,10 @@
 
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::crypto::totp::{APP_STEP, CARD_STEP, Seed};
 use crate::crypto::{Aad, Purpose, open, seal};
 use crate::error::AppError;
+use crate::service::Services;
 use crate::store::{TotpFactorRow, Tx};
 
 /// Current version of the key sealing seeds.
@@ -20,7 +20,7 @@ fn aad(id: &str, version: u32) -> Aad<'_> {
     }
 }
 
-pub fn seal_seed(state: &AppState, factor_id: Uuid, seed: &Seed) -> Result<Vec<u8>, AppError> {
+pub fn seal_seed(state: &Services, factor_id: Uuid, seed: &Seed) -> Result<Vec<u8>, AppError> {
     let key = state
         .keyring
         .key(Purpose::Secrets, SEED_KEY_VERSION)
@@ -32,7 +32,7 @@ pub fn seal_seed(state: &AppState, factor_id: Uuid, seed: &Seed) -> Result<Vec<u
     )
 }
 
-pub fn open_seed(state: &AppState, f: &TotpFactorRow) -> Result<Seed, AppError> {
+pub fn open_seed(state: &Services, f: &TotpFactorRow) -> Result<Seed, AppError> {
     let version = u32::try_from(f.key_version).map_err(anyhow::Error::from)?;
     let key = state
         .keyring
@@ -63,7 +63,7 @@ pub struct FactorSpec<'a> {
 
 /// A new factor row (seed sealed).
 pub fn new_factor(
-    state: &AppState,
+    state: &Services,
     spec: FactorSpec<'_>,
     seed: &Seed,
 ) -> Result<TotpFactorRow, AppError> {
@@ -85,7 +85,7 @@ pub fn new_factor(
 
 /// Which active factor accepts `code` now, and at which step. Does not record the step.
 pub fn match_code(
-    state: &AppState,
+    state: &Services,
     factors: &[TotpFactorRow],
     code: &str,
     statuses: &[&str],
@@ -106,7 +106,7 @@ pub fn match_code(
 /// Checks a code against the account's active factors and records its step in `tx`;
 /// `false` for a wrong or replayed code.
 pub async fn check_and_use(
-    state: &AppState,
+    state: &Services,
     tx: &mut dyn Tx,
     aidant: Uuid,
     code: &str,

@@ -11,12 +11,12 @@
 use serde::Serialize;
 
 use super::Ctx;
-use crate::app::AppState;
 use crate::audit::checkpoint::SigningKey;
 use crate::audit::checkpointer::signing_versions;
 use crate::audit::{self, Details, NewEvent};
 use crate::crypto::Purpose;
 use crate::error::{ApiResult, AppError};
+use crate::service::Services;
 use crate::store::StoreError;
 
 /// What `keys rotate` was asked to rotate.
@@ -75,7 +75,7 @@ pub struct Rotated {
 }
 
 /// Adds a version of the audit-signing key and records `keys.rotated`.
-pub async fn rotate(state: &AppState, ctx: &Ctx, key: RotatableKey) -> ApiResult<Rotated> {
+pub async fn rotate(state: &Services, ctx: &Ctx, key: RotatableKey) -> ApiResult<Rotated> {
     if let Some(why) = key.unsupported() {
         return Err(AppError::Conflict(why.into()));
     }
@@ -120,8 +120,7 @@ pub async fn rotate(state: &AppState, ctx: &Ctx, key: RotatableKey) -> ApiResult
         .request_id(ctx.request_id.clone()),
     )
     .await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(Rotated {
         purpose: key.name(),
         version,

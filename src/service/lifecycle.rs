@@ -5,10 +5,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::domain::mandate::{RevocationReason, replaced_demarches};
 use crate::error::ApiResult;
+use crate::service::Services;
 use crate::store::{MandateRow, Tx};
 
 /// At activation: the same organisation's other active mandates with this usager lose the
@@ -81,7 +81,7 @@ pub async fn replace_older(
 
 /// The expiry job: lapsed consent challenges expire their pending mandate; active mandates
 /// past `expires_at` become expired. Returns how many mandates changed.
-pub async fn expire_due(state: &AppState) -> ApiResult<u64> {
+pub async fn expire_due(state: &Services) -> ApiResult<u64> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
     let mut n = 0;
@@ -141,7 +141,7 @@ pub async fn covering(
 pub const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs [`expire_due`] every [`EXPIRY_EVERY`] until `stop` turns true.
-pub async fn run_expiry(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run_expiry(state: Services, mut stop: tokio::sync::watch::Receiver<bool>) {
     // The first run waits one period: start-up stays quick, and tests drive the job directly.
     let mut tick =
         tokio::time::interval_at(tokio::time::Instant::now() + EXPIRY_EVERY, EXPIRY_EVERY);

@@ -11,7 +11,6 @@ use super::consent::{issue_challenge, view_of};
 use super::idempotency::{self, IdemKey, Replayable};
 use super::pii::{open_usager, seal_field, usager_key};
 use super::usagers::{Caller, visible_row};
-use crate::app::AppState;
 use crate::audit::{self, Details, NewEvent};
 use crate::domain::FieldError;
 use crate::domain::demarche::DemarcheId;
@@ -21,6 +20,7 @@ use crate::domain::mandate::{
 };
 use crate::domain::terms::{Terms, TermsOrganisation, TermsUsager};
 use crate::error::{ApiResult, AppError};
+use crate::service::Services;
 use crate::store::{ChallengeRow, MandateDemarcheRow, MandateFilter, MandateRow, Tx};
 
 pub use super::consent::ConsentView;
@@ -67,12 +67,12 @@ fn internal(what: &str) -> AppError {
 }
 
 fn fmt_opt(t: Option<DateTime<Utc>>) -> Option<String> {
-    t.map(crate::http::format_time)
+    t.map(crate::domain::time::format)
 }
 
 /// Renders a mandate as seen at `now`; `code` is the printed code of a creation answer.
 pub async fn render(
-    state: &AppState,
+    state: &Services,
     tx: &mut dyn Tx,
     row: &MandateRow,
     code: Option<String>,
@@ -84,7 +84,7 @@ pub async fn render(
 
 /// Renders several mandates with two more queries in all (no query per mandate).
 pub async fn render_many(
-    state: &AppState,
+    state: &Services,
     tx: &mut dyn Tx,
     rows: &[MandateRow],
 ) -> ApiResult<Vec<Mandate>> {
@@ -107,7 +107,7 @@ pub async fn render_many(
 }
 
 fn assemble(
-    state: &AppState,
+    state: &Services,
     row: &MandateRow,
     demarches: Vec<MandateDemarcheRow>,
     challenge: Option<&ChallengeRow>,
@@ -136,7 +136,7 @@ fn assemble(
         demarches,
         duration: row.duration.clone(),
         status: effective.as_str().to_owned(),
-        created_at: crate::http::format_time(row.created_at),
+        created_at: crate::domain::time::format(row.created_at),
         activated_at: fmt_opt(row.activated_at),
         expires_at: fmt_opt(row.expires_at),
         revoked_at: fmt_opt(row.revoked_at),
@@ -160,7 +160,7 @@ pub async fn own_mandate(tx: &mut dyn Tx, organisation: Uuid, id: Uuid) -> ApiRe
 }
 
 /// The organisation owning a mandate (for authorization); `404` when unknown.
-pub async fn owner(state: &AppState, id: Uuid) -> ApiResult<Uuid> {
+pub async fn owner(state: &Services, id: Uuid) -> ApiResult<Uuid> {
     let mut tx = state.store.begin_read().await?;
     Ok(tx
         .get_mandate(id)
@@ -171,7 +171,7 @@ pub async fn owner(state: &AppState, id: Uuid) -> ApiResult<Uuid> {
 
 /// Opens a mandate and its consent challenge (printed code returned once, SMS sent).
 pub async fn create(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     input: NewMandate,
     idem: Option<&IdemKey>,
@@ -204,15 +204,14 @@ pub async fn create(
         )
         .await?;
     }
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     notify_sms(state, &row);
     Ok(Replayable::Fresh(mandate))
 }
 
 /// The stored first answer of a creation, with the printed code put back while its
 /// challenge is still open, and without it once consent, refusal, lock or expiry closed it.
-async fn with_printed_code(state: &AppState, tx: &mut dyn Tx, body: Vec<u8>) -> ApiResult<Vec<u8>> {
+async fn with_printed_code(state: &Services, tx: &mut dyn Tx, body: Vec<u8>) -> ApiResult<Vec<u8>> {
     let Ok(mut first) = serde_json::from_slice::<Mandate>(&body) else {
         return Ok(body);
     };
@@ -237,7 +236,7 @@ async fn with_printed_code(state: &AppState, tx: &mut dyn Tx, body: Vec<u8>) -> 
 }
 
 async fn create_in(
-    state: &AppState,
+    state: &Services,
     tx: &mut dyn Tx,
     caller: &Caller,
     input: &NewMandate,
@@ -363,7 +362,7 @@ async fn create_in(
 }
 
 /// One mandate of the caller's organisation.
-pub async fn get(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Mandate> {
+pub async fn get(state: &Services, caller: &Caller, id: Uuid) -> ApiResult<Mandate> {
     let mut tx = state.store.begin_read().await?;
     let row = own_mandate(tx.as_mut(), caller.organisation_id, id).await?;
     render(state, tx.as_mut(), &row, None).await
@@ -381,7 +380,7 @@ pub struct ListQuery {
 
 /// Mandates of the caller's organisation, newest first, with the next cursor.
 pub async fn list(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     q: &ListQuery,
 ) -> ApiResult<(Vec<Mandate>, Option<Uuid>)> {
@@ -410,7 +409,7 @@ pub async fn list(
 
 /// Revokes some démarches (or all of them) of an active mandate.
 pub async fn revoke(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     id: Uuid,
     demarches: Option<Vec<String>>,
@@ -476,14 +475,13 @@ pub async fn revoke(
     }
     let row = tx.get_mandate(id).await?.ok_or(AppError::NotFound)?;
     let out = render(state, tx.as_mut(), &row, None).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(out)
 }
 
 /// Opens a new mandate renewing `id` (allowed while active or expired ≤ 365 days).
 pub async fn renew(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     id: Uuid,
     duration: MandateDuration,
@@ -534,14 +532,13 @@ pub async fn renew(
     .request_id(caller.request_id.clone());
     audit::append(tx.as_mut(), &event).await?;
     let out = render(state, tx.as_mut(), &row, code).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     notify_sms(state, &row);
     Ok(out)
 }
 
 /// After the commit: an SMS challenge left messages in the outbox.
-fn notify_sms(state: &AppState, row: &MandateRow) {
+fn notify_sms(state: &Services, row: &MandateRow) {
     if row.consent_channel == ConsentChannel::Sms.as_str() {
         state.sms.notify();
     }

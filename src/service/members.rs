@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::session::Session;
 use super::{accounts, factors};
-use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::authz::{Action, Facts, Resource};
 use crate::crypto::totp::{APP_STEP, Seed};
@@ -16,9 +16,9 @@ use crate::crypto::{sha256, tokens};
 use crate::domain::FieldError;
 use crate::domain::account::{Email, OrgRole, check_password};
 use crate::domain::text::clean_text;
+use crate::domain::time::format as format_time;
 use crate::error::{ApiResult, AppError};
-use crate::http::auth::Session;
-use crate::http::format_time;
+use crate::service::Services;
 use crate::store::{AidantRow, InvitationRow, MembershipRow, Tx};
 
 pub const INVITATION_TTL: Duration = Duration::hours(72);
@@ -69,7 +69,7 @@ pub struct MemberItem {
     pub last_login_at: Option<String>,
 }
 
-pub fn invitation_url(state: &AppState, token: &SecretString) -> String {
+pub fn invitation_url(state: &Services, token: &SecretString) -> String {
     format!(
         "{}/invitation/{}",
         state.config.public_url,
@@ -79,7 +79,7 @@ pub fn invitation_url(state: &AppState, token: &SecretString) -> String {
 
 /// Creates an invitation row; returns the token (shown once).
 pub async fn create_invitation(
-    state: &AppState,
+    state: &Services,
     tx: &mut dyn Tx,
     purpose: &str,
     aidant: Option<Uuid>,
@@ -102,7 +102,7 @@ pub async fn create_invitation(
 
 /// Loads the organisation and checks the caller may see it (404) and act (403 / step-up).
 pub(super) async fn authorize_on_org(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     org: Uuid,
     action: Action,
@@ -154,7 +154,7 @@ pub(super) async fn active_target_member(
 }
 
 pub(super) fn event(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     details: Details,
     org: Uuid,
@@ -174,7 +174,7 @@ pub struct InviteInput {
 }
 
 pub async fn invite(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     org: Uuid,
     input: InviteInput,
@@ -261,8 +261,7 @@ pub async fn invite(
         request_id,
     );
     audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(Invited {
         aidant_id,
         invitation_url: invitation_url(state, &token),
@@ -272,7 +271,7 @@ pub async fn invite(
 
 /// An open invitation by its token, or 404.
 async fn open_invitation(
-    state: &AppState,
+    state: &Services,
     tx: &mut dyn Tx,
     token: &str,
 ) -> ApiResult<InvitationRow> {
@@ -290,7 +289,7 @@ async fn open_invitation(
     Ok(inv)
 }
 
-pub async fn invitation_info(state: &AppState, token: &str) -> ApiResult<InvitationInfo> {
+pub async fn invitation_info(state: &Services, token: &str) -> ApiResult<InvitationInfo> {
     let mut tx = state.store.begin_read().await?;
     let inv = open_invitation(state, tx.as_mut(), token).await?;
     let kind = invitation_kind(&inv.purpose);
@@ -331,7 +330,7 @@ pub struct AcceptInput {
 /// Sets the password (or, for a TOTP reset, checks the current one) and issues a new pending
 /// app factor, returned once. A join invitation sets nothing: `404`. For a TOTP reset the
 /// current password is a password check like a login's (counted, audited, locked → `429`).
-pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiResult<Enrolment> {
+pub async fn accept(state: &Services, token: &str, input: AcceptInput) -> ApiResult<Enrolment> {
     let token_hash = sha256(token.as_bytes()).to_vec();
     let (inv, account) = {
         let mut tx = state.store.begin_read().await?;
@@ -400,8 +399,7 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
                     "Mot de passe incorrect.",
                 )]))
             };
-            tx.commit().await?;
-            state.sequencer.notify();
+            state.commit(tx).await?;
             return out;
         }
         None
@@ -417,8 +415,7 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
         && !tx.ensure_unlocked(a.id, now).await?
     {
         let refused = accounts::refuse_locked(state, tx.as_mut(), a.id, mac, None).await?;
-        tx.commit().await?;
-        state.sequencer.notify();
+        state.commit(tx).await?;
         return Err(refused);
     }
     let aidant_id = match account {
@@ -485,8 +482,7 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
         ev = ev.organisation(o);
     }
     audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(Enrolment {
         totp_secret: seed.base32().to_string(),
         otpauth_uri: seed.otpauth_uri(&email).to_string(),
@@ -497,7 +493,7 @@ pub async fn accept(state: &AppState, token: &str, input: AcceptInput) -> ApiRes
 /// the account active. It never re-activates an account: an enrolment needs the membership
 /// it was issued for to be still active, a TOTP reset an account still active.
 pub async fn confirm(
-    state: &AppState,
+    state: &Services,
     token: &str,
     code: &str,
     request_id: Option<String>,
@@ -550,12 +546,11 @@ pub async fn confirm(
         ev = ev.organisation(o);
     }
     audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(())
 }
 
-pub async fn list(state: &AppState, session: &Session, org: Uuid) -> ApiResult<Vec<MemberItem>> {
+pub async fn list(state: &Services, session: &Session, org: Uuid) -> ApiResult<Vec<MemberItem>> {
     authorize_on_org(state, session, org, Action::MemberList, &Facts::none()).await?;
     let mut tx = state.store.begin_read().await?;
     Ok(tx
@@ -577,7 +572,7 @@ pub async fn list(state: &AppState, session: &Session, org: Uuid) -> ApiResult<V
 /// account is deactivated (its sessions end) when it was its last active membership. A
 /// pending membership is only cancelled: the account is not the organisation's to change.
 pub async fn deactivate(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     org: Uuid,
     aidant: Uuid,
@@ -621,14 +616,13 @@ pub async fn deactivate(
         &event(state, session, details, org, aidant, request_id),
     )
     .await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(())
 }
 
 /// Reactivates an ended membership (a pending one is activated only by the person joining).
 pub async fn reactivate(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     org: Uuid,
     aidant: Uuid,
@@ -668,8 +662,7 @@ pub async fn reactivate(
         ),
     )
     .await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(())
 }
 
@@ -677,7 +670,7 @@ pub async fn reactivate(
 /// allowed only to référents of an organisation where the membership is active, and to
 /// administrators. A pending, ended or absent membership answers `404`.
 pub async fn totp_reset(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     org: Uuid,
     aidant: Uuid,
@@ -711,15 +704,14 @@ pub async fn totp_reset(
         &event(state, session, details, org, aidant, request_id),
     )
     .await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(invitation_url(state, &token))
 }
 
 /// The join invitation `token` if it invites the logged-in account, else 404 (whatever the
 /// reason: nothing tells an invitation of someone else from no invitation).
 pub async fn join_invitation(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     token: &str,
 ) -> ApiResult<InvitationRow> {
@@ -734,7 +726,7 @@ pub async fn join_invitation(
 /// The logged-in person accepts a join invitation with their own credentials (second factor
 /// within 15 minutes): the pending membership becomes active, the token is spent.
 pub async fn join(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     token: &str,
     request_id: Option<String>,
@@ -776,7 +768,6 @@ pub async fn join(
     .target(session.aidant_id)
     .request_id(request_id);
     audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(())
 }

@@ -14,12 +14,52 @@ pub mod members;
 pub mod organisations;
 pub(crate) mod pii;
 pub mod retention;
+pub mod session;
 pub mod sms_replies;
 pub mod usagers;
 pub mod users;
 pub mod verification;
 
+use std::sync::Arc;
+
 use crate::audit::Actor;
+use crate::audit::checkpointer::Checkpointer;
+use crate::audit::sequencer::Sequencer;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::Keyring;
+use crate::store::{Store, StoreError, Tx};
+
+/// What every use case and background job works with, owned by the service layer: the
+/// store, the keys, the clock, the audit sequencer and checkpoint writer, the policies, the
+/// password hasher, the SMS delivery and the configuration. Built once at start-up (`app`);
+/// the HTTP layer adds its rate limiters on top and reaches this by `FromRef`/`Deref`.
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub keyring: Arc<Keyring>,
+    pub clock: Arc<dyn Clock>,
+    pub sequencer: Sequencer,
+    pub authz: Arc<crate::authz::Authz>,
+    /// The audit checkpoint writer and the log's integrity state.
+    pub checkpoints: Checkpointer,
+    pub hasher: crate::crypto::password::PasswordHasher,
+    /// The SMS sender and its delivery worker's wake-up (messages leave after the commit).
+    pub sms: crate::sms::Delivery,
+    /// The retention periods, read once from `MANDAT_RETENTION_FILE`.
+    pub retention: Arc<retention::RetentionPolicy>,
+}
+
+impl Services {
+    /// Commits a use case's transaction, then wakes the audit sequencer for the events it
+    /// appended (they are sequenced only once committed).
+    pub async fn commit(&self, tx: Box<dyn Tx>) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.sequencer.notify();
+        Ok(())
+    }
+}
 
 /// Who is asking, and the request it belongs to (for audit events).
 #[derive(Debug, Clone)]

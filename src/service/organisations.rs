@@ -4,10 +4,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Ctx;
-use crate::app::AppState;
 use crate::audit::{self, Details, NewEvent};
 use crate::domain::organisation::NewOrganisation;
 use crate::error::{ApiResult, AppError};
+use crate::service::Services;
 use crate::store::OrganisationRow;
 
 /// The API shape of an organisation.
@@ -36,13 +36,13 @@ impl TryFrom<OrganisationRow> for Organisation {
             siret: r.siret,
             allowed_demarches,
             active: r.active,
-            created_at: crate::http::format_time(r.created_at),
+            created_at: crate::domain::time::format(r.created_at),
         })
     }
 }
 
 pub async fn create(
-    state: &AppState,
+    state: &Services,
     ctx: &Ctx,
     input: NewOrganisation,
 ) -> ApiResult<Organisation> {
@@ -74,12 +74,11 @@ pub async fn create(
     let mut tx = state.store.begin().await?;
     tx.insert_organisation(&row).await?;
     audit::append(tx.as_mut(), &event).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     row.try_into()
 }
 
-pub async fn get(state: &AppState, id: Uuid) -> ApiResult<Organisation> {
+pub async fn get(state: &Services, id: Uuid) -> ApiResult<Organisation> {
     let mut tx = state.store.begin().await?;
     let row = tx.get_organisation(id).await?.ok_or(AppError::NotFound)?;
     drop(tx);
@@ -88,8 +87,8 @@ pub async fn get(state: &AppState, id: Uuid) -> ApiResult<Organisation> {
 
 /// `POST /organisations` (administrators).
 pub async fn create_as(
-    state: &AppState,
-    session: &crate::http::auth::Session,
+    state: &Services,
+    session: &super::session::Session,
     input: NewOrganisation,
     request_id: Option<String>,
 ) -> ApiResult<Organisation> {
@@ -109,8 +108,8 @@ pub async fn create_as(
 
 /// `GET /organisations/{id}`: members and administrators; others get 404.
 pub async fn get_as(
-    state: &AppState,
-    session: &crate::http::auth::Session,
+    state: &Services,
+    session: &super::session::Session,
     id: Uuid,
 ) -> ApiResult<Organisation> {
     use crate::authz::{Action, Facts, Resource};
@@ -128,8 +127,8 @@ pub async fn get_as(
 
 /// `PATCH /organisations/{id}`: référents of the organisation and administrators.
 pub async fn update_as(
-    state: &AppState,
-    session: &crate::http::auth::Session,
+    state: &Services,
+    session: &super::session::Session,
     id: Uuid,
     address: Option<String>,
     demarches: Option<Vec<String>>,
@@ -191,8 +190,7 @@ pub async fn update_as(
     .organisation(id)
     .request_id(request_id);
     audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(Organisation {
         address: new_address,
         allowed_demarches: new_demarches,

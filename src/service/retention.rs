@@ -32,11 +32,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Ctx;
-use crate::app::AppState;
 use crate::audit::sequencer::ACCESS_ACTIONS;
 use crate::audit::{self, Details, NewEvent, RetentionCount};
 use crate::domain::mandate::{ConsentChannel, MandateDuration, erasure_allowed};
 use crate::error::ApiResult;
+use crate::service::Services;
 use crate::store::PayloadSelection;
 
 /// The retention file used when `MANDAT_RETENTION_FILE` is not set.
@@ -198,7 +198,7 @@ fn count(class: &str, count: i64) -> RetentionCount {
 
 /// Applies the policy now (or only counts, when `dry_run`). A real run writes one
 /// `retention.applied` event in the transaction of its deletions.
-pub async fn run(state: &AppState, ctx: &Ctx, dry_run: bool) -> ApiResult<RetentionReport> {
+pub async fn run(state: &Services, ctx: &Ctx, dry_run: bool) -> ApiResult<RetentionReport> {
     // Payload rows exist once their events are sequenced.
     state.sequencer.barrier().await?;
     let policy = *state.retention;
@@ -297,8 +297,7 @@ pub async fn run(state: &AppState, ctx: &Ctx, dry_run: bool) -> ApiResult<Retent
         .request_id(ctx.request_id.clone()),
     )
     .await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(report)
 }
 
@@ -322,7 +321,7 @@ impl Schedule {
 
 /// Runs [`run`] on `schedule` until `stop` turns true (registered by `serve`).
 pub async fn run_scheduled(
-    state: AppState,
+    state: Services,
     schedule: Schedule,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {

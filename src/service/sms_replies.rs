@@ -4,16 +4,16 @@
 
 use super::Ctx;
 use super::consent::{Decision, Entry, answer, phone_mac};
-use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::domain::usager::Phone;
 use crate::error::{ApiResult, AppError};
+use crate::service::Services;
 use crate::sms::inbound::Reply;
 
 /// Handles one reply once (`signature` is the replay key). Returns what happened:
 /// `accepted`, `refused`, `ignored`, `invalid_code`, `locked`, `expired` or `conflict`.
 pub async fn handle(
-    state: &AppState,
+    state: &Services,
     signature: &[u8],
     from: &str,
     reply: Reply,
@@ -55,8 +55,7 @@ pub async fn handle(
                     .mandate(m.id);
             }
             audit::append(tx.as_mut(), &event).await?;
-            tx.commit().await?;
-            state.sequencer.notify();
+            state.commit(tx).await?;
             return Ok("ignored");
         }
     };

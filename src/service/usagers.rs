@@ -6,7 +6,6 @@ use uuid::Uuid;
 
 use super::idempotency::{self, IdemKey, Replayable};
 use super::pii::{open_usager, seal_usager};
-use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::crypto::Purpose;
 use crate::domain::FieldError;
@@ -14,6 +13,7 @@ use crate::domain::mandate::{MandateStatus, erasure_allowed};
 use crate::domain::search::{IndexKind, SearchQuery, usager_entries};
 use crate::domain::usager::NewUsager;
 use crate::error::{ApiResult, AppError};
+use crate::service::Services;
 use crate::store::{MandateRow, Tx, UsagerRow};
 
 /// Version of the blind-index key used for new entries and searches.
@@ -53,7 +53,7 @@ impl std::fmt::Debug for Usager {
     }
 }
 
-fn to_api(state: &AppState, row: &UsagerRow) -> ApiResult<Usager> {
+fn to_api(state: &Services, row: &UsagerRow) -> ApiResult<Usager> {
     let p = open_usager(&state.keyring, row)?;
     Ok(Usager {
         id: row.id,
@@ -64,11 +64,11 @@ fn to_api(state: &AppState, row: &UsagerRow) -> ApiResult<Usager> {
         phone: p.phone.map(|s| s.to_string()),
         email: p.email.map(|s| s.to_string()),
         identity_check: row.identity_check.clone(),
-        created_at: crate::http::format_time(row.created_at),
+        created_at: crate::domain::time::format(row.created_at),
     })
 }
 
-fn index_mac(state: &AppState, kind: IndexKind, value: &str) -> ApiResult<Vec<u8>> {
+fn index_mac(state: &Services, kind: IndexKind, value: &str) -> ApiResult<Vec<u8>> {
     let key = state
         .keyring
         .key(Purpose::Index, INDEX_KEY_VERSION)
@@ -80,7 +80,7 @@ fn index_mac(state: &AppState, kind: IndexKind, value: &str) -> ApiResult<Vec<u8
 
 /// Registers a usager for the caller's organisation (which is linked to them from now on).
 pub async fn create(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     input: NewUsager,
     idem: Option<&IdemKey>,
@@ -142,8 +142,7 @@ pub async fn create(
     if let Some(i) = idem {
         idempotency::record(&state.keyring, tx.as_mut(), i, 201, &usager, Some(id), now).await?;
     }
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(Replayable::Fresh(usager))
 }
 
@@ -160,7 +159,7 @@ pub async fn visible_row(tx: &mut dyn Tx, organisation: Uuid, id: Uuid) -> ApiRe
     Ok(row)
 }
 
-async fn audit_read(tx: &mut dyn Tx, state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<()> {
+async fn audit_read(tx: &mut dyn Tx, state: &Services, caller: &Caller, id: Uuid) -> ApiResult<()> {
     let event = NewEvent::new(state.clock.now(), caller.actor(), Details::UsagerRead {})
         .organisation(caller.organisation_id)
         .usager(id)
@@ -170,13 +169,12 @@ async fn audit_read(tx: &mut dyn Tx, state: &AppState, caller: &Caller, id: Uuid
 }
 
 /// Reads a usager's personal data (audited).
-pub async fn get(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Usager> {
+pub async fn get(state: &Services, caller: &Caller, id: Uuid) -> ApiResult<Usager> {
     let mut tx = state.store.begin().await?;
     let row = visible_row(tx.as_mut(), caller.organisation_id, id).await?;
     let usager = to_api(state, &row)?;
     audit_read(tx.as_mut(), state, caller, id).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(usager)
 }
 
@@ -191,7 +189,7 @@ pub struct UsagerFacts {
 
 /// The organisations linked to a usager and whether it is archived (for authorization);
 /// `404` when unknown or erased.
-pub async fn links(state: &AppState, id: Uuid) -> ApiResult<UsagerFacts> {
+pub async fn links(state: &Services, id: Uuid) -> ApiResult<UsagerFacts> {
     let mut tx = state.store.begin_read().await?;
     let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
     if row.erased_at.is_some() {
@@ -207,7 +205,7 @@ pub async fn links(state: &AppState, id: Uuid) -> ApiResult<UsagerFacts> {
 /// Authorized here (`usager.read` on an archived usager); anything not archived is `404`
 /// to the DPO, who never reads a live usager's data.
 pub async fn read_archived(
-    state: &AppState,
+    state: &Services,
     principal: &crate::authz::Principal,
     ctx: &super::Ctx,
     id: Uuid,
@@ -234,15 +232,14 @@ pub async fn read_archived(
         .usager(id)
         .request_id(ctx.request_id.clone());
     audit::append(tx.as_mut(), &event).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(usager)
 }
 
 /// Searches the caller's organisation's usagers by blind index; every result is an audited
 /// read.
 pub async fn search(
-    state: &AppState,
+    state: &Services,
     caller: &Caller,
     q: &str,
     limit: i64,
@@ -283,8 +280,7 @@ pub async fn search(
     .organisation(caller.organisation_id)
     .request_id(caller.request_id.clone());
     audit::append(tx.as_mut(), &event).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(out)
 }
 
@@ -340,7 +336,7 @@ pub(crate) async fn shred(
 
 /// Erases a usager (DPO): see [`shred`]. `409` while a mandate is pending or active, or its
 /// evidence is still retained (`mandate_evidence_days` of the retention policy).
-pub async fn erase(state: &AppState, ctx: &super::Ctx, id: Uuid) -> ApiResult<()> {
+pub async fn erase(state: &Services, ctx: &super::Ctx, id: Uuid) -> ApiResult<()> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
     let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
@@ -357,7 +353,6 @@ pub async fn erase(state: &AppState, ctx: &super::Ctx, id: Uuid) -> ApiResult<()
     if !shred(tx.as_mut(), id, mandates.len(), now, ctx).await? {
         return Err(AppError::NotFound);
     }
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(())
 }

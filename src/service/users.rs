@@ -5,13 +5,13 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{factors, members};
-use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::crypto::totp::{APP_STEP, Seed};
 use crate::domain::FieldError;
 use crate::domain::account::{Email, OrgRole, PlatformRole, check_password};
 use crate::domain::text::clean_text;
 use crate::error::{ApiResult, AppError};
+use crate::service::Services;
 use crate::store::AidantRow;
 
 #[derive(Debug, Serialize)]
@@ -28,7 +28,7 @@ pub enum Placement {
 
 /// Creates an active account with a password and an enrolled authenticator app.
 pub async fn create(
-    state: &AppState,
+    state: &Services,
     email: &str,
     name: &str,
     placement: Placement,
@@ -120,8 +120,7 @@ pub async fn create(
         }
         audit::append(tx.as_mut(), &ev).await?;
     }
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(CreatedUser {
         id,
         totp_secret: seed.base32().to_string(),
@@ -131,7 +130,7 @@ pub async fn create(
 
 /// On a database without any account: a one-time link to create the first administrator
 /// (older unused links are voided). `None` when accounts exist.
-pub async fn first_admin_link(state: &AppState) -> ApiResult<Option<String>> {
+pub async fn first_admin_link(state: &Services) -> ApiResult<Option<String>> {
     let mut tx = state.store.begin().await?;
     if tx.count_aidants().await? > 0 {
         return Ok(None);
@@ -148,7 +147,6 @@ pub async fn first_admin_link(state: &AppState) -> ApiResult<Option<String>> {
         },
     );
     audit::append(tx.as_mut(), &ev).await?;
-    tx.commit().await?;
-    state.sequencer.notify();
+    state.commit(tx).await?;
     Ok(Some(members::invitation_url(state, &token)))
 }

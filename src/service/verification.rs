@@ -5,13 +5,13 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::crypto::{Purpose, ct_eq};
 use crate::domain::demarche::catalogue;
 use crate::domain::mandate::MandateStatus;
 use crate::error::{ApiResult, AppError};
+use crate::service::Services;
 
-fn mac(state: &AppState, id: Uuid) -> ApiResult<[u8; 32]> {
+fn mac(state: &Services, id: Uuid) -> ApiResult<[u8; 32]> {
     let key = state
         .keyring
         .key(Purpose::Token, 1)
@@ -21,7 +21,7 @@ fn mac(state: &AppState, id: Uuid) -> ApiResult<[u8; 32]> {
 
 /// The signed reference printed on the attestation: `{id, 32 hex}.{first 16 bytes of
 /// HMAC(token/v1, "verification" ‖ id), hex}`.
-pub fn verification_ref(state: &AppState, id: Uuid) -> ApiResult<String> {
+pub fn verification_ref(state: &Services, id: Uuid) -> ApiResult<String> {
     Ok(format!(
         "{}.{}",
         id.simple(),
@@ -30,7 +30,7 @@ pub fn verification_ref(state: &AppState, id: Uuid) -> ApiResult<String> {
 }
 
 /// The mandate a reference names, if its signature is right.
-pub fn parse_ref(state: &AppState, r: &str) -> ApiResult<Option<Uuid>> {
+pub fn parse_ref(state: &Services, r: &str) -> ApiResult<Option<Uuid>> {
     let Some((id, sig)) = r.split_once('.') else {
         return Ok(None);
     };
@@ -67,7 +67,7 @@ pub struct Verification {
 }
 
 /// `404` for a malformed or forged reference, as for an unknown one.
-pub async fn verify(state: &AppState, r: &str) -> ApiResult<Verification> {
+pub async fn verify(state: &Services, r: &str) -> ApiResult<Verification> {
     let id = parse_ref(state, r)?.ok_or(AppError::NotFound)?;
     let now = state.clock.now();
     let mut tx = state.store.begin_read().await?;
@@ -93,7 +93,7 @@ pub async fn verify(state: &AppState, r: &str) -> ApiResult<Verification> {
             id: d.demarche,
         })
         .collect();
-    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(crate::http::format_time);
+    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(crate::domain::time::format);
     Ok(Verification {
         status: status.as_str().to_owned(),
         demarches,

@@ -23,10 +23,10 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::{SmsKind, SmsMessage, SmsSender};
-use crate::app::AppState;
 use crate::audit::{self, Actor, Details, NewEvent};
 use crate::crypto::DataKey;
 use crate::error::{ApiResult, AppError};
+use crate::service::Services;
 use crate::service::pii::{open_field, seal_field, usager_key};
 use crate::store::{MandateRow, SmsOutboxRow, Tx};
 
@@ -174,7 +174,7 @@ impl Pass {
 }
 
 /// Handles the messages due now, one at a time, through `sender`.
-pub async fn deliver_due(state: &AppState, sender: &dyn SmsSender) -> ApiResult<Pass> {
+pub async fn deliver_due(state: &Services, sender: &dyn SmsSender) -> ApiResult<Pass> {
     let mut pass = Pass::default();
     {
         // A read first: an idle poll never takes the write lock (SQLite's single writer).
@@ -193,7 +193,7 @@ pub async fn deliver_due(state: &AppState, sender: &dyn SmsSender) -> ApiResult<
 }
 
 /// Claims, sends and records one message; `None` when none is due.
-pub async fn deliver_one(state: &AppState, sender: &dyn SmsSender) -> ApiResult<Option<Outcome>> {
+pub async fn deliver_one(state: &Services, sender: &dyn SmsSender) -> ApiResult<Option<Outcome>> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
     let Some(row) = tx.claim_sms(now, now + LEASE).await? else {
@@ -254,7 +254,7 @@ pub async fn deliver_one(state: &AppState, sender: &dyn SmsSender) -> ApiResult<
 /// The message in clear, or `None` when it must not be sent any more: its challenge closed
 /// or lapsed, its usager was erased, or it cannot be opened.
 async fn open_message(
-    state: &AppState,
+    state: &Services,
     tx: &mut dyn Tx,
     row: &SmsOutboxRow,
     now: DateTime<Utc>,
@@ -289,13 +289,13 @@ async fn open_message(
         mandate_id: row.mandate_id,
         challenge_id: row.challenge_id,
         kind,
-        sent_at: crate::http::format_time(now),
+        sent_at: crate::domain::time::format(now),
     }))
 }
 
 /// The worker inside `serve`: a pass when woken after a commit, and every [`POLL_EVERY`];
 /// returns when `stop` turns true (between messages, never during a send).
-pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: Services, mut stop: watch::Receiver<bool>) {
     let delivery = state.sms.clone();
     while !*stop.borrow() {
         match deliver_due(&state, delivery.sender()).await {

@@ -23,6 +23,26 @@ pub struct AidantRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// One row of a session resolved with its account and one active membership (none: the
+/// membership columns are `NULL`); a session has as many rows as active memberships.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionPrincipalRow {
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub fresh_factor_at: DateTime<Utc>,
+    pub step_up_at: Option<DateTime<Utc>>,
+    pub aidant_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub account_active: bool,
+    pub is_admin: bool,
+    pub is_dpo: bool,
+    pub current_organisation_id: Option<Uuid>,
+    pub organisation_id: Option<Uuid>,
+    pub organisation_name: Option<String>,
+    pub role: Option<String>,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MembershipRow {
     pub aidant_id: Uuid,
@@ -169,6 +189,12 @@ pub trait AccountRepo {
 
     async fn insert_session(&mut self, s: &SessionRow) -> Result<(), StoreError>;
     async fn get_session(&mut self, id_hash: &[u8]) -> Result<Option<SessionRow>, StoreError>;
+    /// The session, its account and its active memberships (ordered by organisation name)
+    /// in one statement; empty when the session is unknown.
+    async fn resolve_session(
+        &mut self,
+        id_hash: &[u8],
+    ) -> Result<Vec<SessionPrincipalRow>, StoreError>;
     async fn touch_session(&mut self, id_hash: &[u8], at: DateTime<Utc>) -> Result<(), StoreError>;
     async fn set_session_step_up(
         &mut self,

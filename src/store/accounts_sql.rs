@@ -304,6 +304,21 @@ macro_rules! impl_account_repo {
                 Ok($db::query_as("SELECT * FROM session WHERE id_hash = $1").bind(id_hash).fetch_optional(&mut *self.0).await?)
             }
 
+            async fn resolve_session(&mut self, id_hash: &[u8]) -> Result<Vec<$crate::store::SessionPrincipalRow>, $crate::store::StoreError> {
+                Ok($db::query_as(
+                    "SELECT s.created_at, s.last_seen_at, s.fresh_factor_at, s.step_up_at, a.id AS aidant_id, a.email, \
+                     a.display_name, a.active AS account_active, a.is_admin, a.is_dpo, a.current_organisation_id, \
+                     m.organisation_id, o.name AS organisation_name, m.role \
+                     FROM session s JOIN aidant a ON a.id = s.aidant_id \
+                     LEFT JOIN membership m ON m.aidant_id = a.id AND m.active \
+                     LEFT JOIN organisation o ON o.id = m.organisation_id \
+                     WHERE s.id_hash = $1 ORDER BY o.name, m.organisation_id",
+                )
+                .bind(id_hash)
+                .fetch_all(&mut *self.0)
+                .await?)
+            }
+
             async fn touch_session(&mut self, id_hash: &[u8], at: chrono::DateTime<chrono::Utc>) -> Result<(), $crate::store::StoreError> {
                 $db::query("UPDATE session SET last_seen_at = $1 WHERE id_hash = $2").bind(at).bind(id_hash).execute(&mut *self.0).await?;
                 Ok(())

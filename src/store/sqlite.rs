@@ -500,6 +500,22 @@ lite_row!(super::AidantRow {
     locked_until,
     created_at
 });
+lite_row!(super::SessionPrincipalRow {
+    created_at,
+    last_seen_at,
+    fresh_factor_at,
+    step_up_at,
+    aidant_id,
+    email,
+    display_name,
+    account_active,
+    is_admin,
+    is_dpo,
+    current_organisation_id,
+    organisation_id,
+    organisation_name,
+    role
+});
 lite_row!(super::MembershipRow {
     aidant_id,
     organisation_id,
