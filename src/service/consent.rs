@@ -101,7 +101,7 @@ pub async fn issue_challenge(
     actor: &Actor,
     request_id: Option<String>,
     resend: bool,
-) -> ApiResult<Option<String>> {
+) -> ApiResult<(Option<String>, ChallengeRow)> {
     let now = state.clock.now();
     let channel = ConsentChannel::parse(&mandate.consent_channel)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("corrupt channel")))?;
@@ -160,8 +160,8 @@ pub async fn issue_challenge(
     .mandate(mandate.id)
     .request_id(request_id);
     audit::append(tx, &event).await?;
-    match phone {
-        None => Ok(Some(code.display())),
+    let shown = match phone {
+        None => Some(code.display()),
         Some(phone) => {
             let link = format!(
                 "{}/consentement/{id}",
@@ -192,9 +192,10 @@ pub async fn issue_challenge(
                 now,
             )
             .await?;
-            Ok(None)
+            None
         }
-    }
+    };
+    Ok((shown, row))
 }
 
 /// One code entry: what was typed (`None` only for a refusal by SMS reply, authenticated by

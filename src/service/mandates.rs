@@ -183,8 +183,9 @@ pub async fn create(
         let body = with_printed_code(state, tx.as_mut(), body).await?;
         return Ok(Replayable::Replay { status, body });
     }
-    let (row, code) = create_in(state, tx.as_mut(), caller, &input, None).await?;
-    let mandate = render(state, tx.as_mut(), &row, code).await?;
+    let (row, mandate) = create_in(state, tx.as_mut(), caller, &input, None)
+        .await?
+        .render(state)?;
     if let Some(i) = idem {
         // Stored without the printed code: a replay takes it from the challenge while the
         // challenge is open, so the code is gone from replays (and from the database) as
@@ -241,7 +242,7 @@ async fn create_in(
     caller: &Caller,
     input: &NewMandate,
     renews: Option<Uuid>,
-) -> ApiResult<(MandateRow, Option<String>)> {
+) -> ApiResult<Created> {
     let now = state.clock.now();
     let org = tx
         .get_organisation(caller.organisation_id)
@@ -345,7 +346,7 @@ async fn create_in(
                 .map(|c| c.short_title.clone())
         })
         .collect();
-    let code = issue_challenge(
+    let (code, challenge) = issue_challenge(
         state,
         tx,
         &row,
@@ -358,7 +359,43 @@ async fn create_in(
         false,
     )
     .await?;
-    Ok((row, code))
+    Ok(Created {
+        demarches: terms
+            .demarches
+            .iter()
+            .map(|d| MandateDemarcheRow {
+                mandate_id: row.id,
+                demarche: d.clone(),
+                revoked_at: None,
+                revoked_reason: None,
+            })
+            .collect(),
+        row,
+        code,
+        challenge,
+    })
+}
+
+/// What [`create_in`] wrote, so that the answer is rendered without reading it back.
+pub(crate) struct Created {
+    pub row: MandateRow,
+    pub demarches: Vec<MandateDemarcheRow>,
+    pub challenge: ChallengeRow,
+    /// The printed code (shown once), `None` for SMS.
+    pub code: Option<String>,
+}
+
+impl Created {
+    pub(crate) fn render(self, state: &Services) -> ApiResult<(MandateRow, Mandate)> {
+        let m = assemble(
+            state,
+            &self.row,
+            self.demarches,
+            Some(&self.challenge),
+            self.code,
+        )?;
+        Ok((self.row, m))
+    }
 }
 
 /// One mandate of the caller's organisation.
@@ -518,7 +555,9 @@ pub async fn renew(
         duration,
         channel,
     };
-    let (row, code) = create_in(state, tx.as_mut(), caller, &input, Some(id)).await?;
+    let (row, out) = create_in(state, tx.as_mut(), caller, &input, Some(id))
+        .await?
+        .render(state)?;
     let event = NewEvent::new(
         now,
         caller.actor(),
@@ -531,7 +570,6 @@ pub async fn renew(
     .mandate(id)
     .request_id(caller.request_id.clone());
     audit::append(tx.as_mut(), &event).await?;
-    let out = render(state, tx.as_mut(), &row, code).await?;
     state.commit(tx).await?;
     notify_sms(state, &row);
     Ok(out)

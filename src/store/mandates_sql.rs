@@ -47,13 +47,24 @@ macro_rules! impl_mandate_repos {
                 mandate: uuid::Uuid,
                 demarches: &[String],
             ) -> Result<(), $crate::store::StoreError> {
-                for d in demarches {
-                    $db::query("INSERT INTO mandate_demarche (mandate_id, demarche) VALUES ($1, $2)")
-                        .bind(mandate)
-                        .bind(d)
-                        .execute(&mut *self.0)
-                        .await?;
+                if demarches.is_empty() {
+                    return Ok(());
                 }
+                // One statement for all of them (one round trip).
+                let mut q = $db::QueryBuilder::new(
+                    "INSERT INTO mandate_demarche (mandate_id, demarche) VALUES ",
+                );
+                for (i, d) in demarches.iter().enumerate() {
+                    if i > 0 {
+                        q.push(", ");
+                    }
+                    q.push("(");
+                    q.push_bind(mandate);
+                    q.push(", ");
+                    q.push_bind(d.clone());
+                    q.push(")");
+                }
+                q.build().execute(&mut *self.0).await?;
                 Ok(())
             }
 
