@@ -85,11 +85,20 @@ pub async fn get(state: &Services, id: Uuid) -> ApiResult<Organisation> {
     row.try_into()
 }
 
-/// `POST /organisations` (administrators).
+/// What an administrator typed to create an organisation (validated after authorization).
+pub struct OrganisationInput<'a> {
+    pub name: &'a str,
+    pub address: &'a str,
+    pub siret: Option<&'a str>,
+    pub allowed_demarches: Option<&'a [String]>,
+}
+
+/// `POST /organisations` (administrators). Authorized first, then validated: a
+/// non-administrator learns nothing from the body.
 pub async fn create_as(
     state: &Services,
     session: &super::session::Session,
-    input: NewOrganisation,
+    input: OrganisationInput<'_>,
     request_id: Option<String>,
 ) -> ApiResult<Organisation> {
     use crate::authz::{Action, Facts, Resource};
@@ -99,6 +108,13 @@ pub async fn create_as(
         &Resource::Platform,
         &Facts::none(),
     )?;
+    let input = NewOrganisation::parse(
+        input.name,
+        input.address,
+        input.siret,
+        input.allowed_demarches,
+    )
+    .map_err(AppError::Validation)?;
     let ctx = Ctx {
         actor: crate::audit::Actor::aidant(session.aidant_id),
         request_id,

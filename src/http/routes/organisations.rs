@@ -8,8 +8,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::domain::organisation::NewOrganisation;
-use crate::error::{ApiResult, AppError};
+use crate::error::ApiResult;
 use crate::http::auth::Session;
 use crate::http::extract::{ApiJson, RequestId};
 use crate::service::organisations::{self, Organisation};
@@ -40,20 +39,12 @@ pub async fn create(
     RequestId(rid): RequestId,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<Organisation>)> {
-    // Authorize before validating: a non-administrator learns nothing from the body.
-    state.authz.authorize(
-        &session.principal(),
-        crate::authz::Action::OrganisationCreate,
-        &crate::authz::Resource::Platform,
-        &crate::authz::Facts::none(),
-    )?;
-    let input = NewOrganisation::parse(
-        &b.name,
-        &b.address,
-        b.siret.as_deref(),
-        b.allowed_demarches.as_deref(),
-    )
-    .map_err(AppError::Validation)?;
+    let input = organisations::OrganisationInput {
+        name: &b.name,
+        address: &b.address,
+        siret: b.siret.as_deref(),
+        allowed_demarches: b.allowed_demarches.as_deref(),
+    };
     Ok((
         StatusCode::CREATED,
         Json(organisations::create_as(&state, &session, input, rid).await?),
