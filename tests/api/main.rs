@@ -21,4 +21,5 @@ mod secrets_at_rest;
 mod sms_inbound;
 mod usagers;
 mod verification;
+mod web_pages;
 mod witness;

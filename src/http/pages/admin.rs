@@ -1,0 +1,241 @@
+//! `/admin`: organisations and their référents; create an organisation, invite its
+//! référent (the link to hand over is shown once).
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use uuid::Uuid;
+
+use super::form::{Errors, FormData};
+use super::{Nav, PageForm, PageSession, error_page, page, see_other};
+use crate::app::AppState;
+use crate::authz::{Action, Facts, Resource};
+use crate::domain::organisation::NewOrganisation;
+use crate::error::AppError;
+use crate::http::auth::Session;
+use crate::http::extract::RequestId;
+use crate::service::members::{self, InviteInput};
+use crate::service::{directory, organisations};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(show))
+        .route("/admin/organisations", post(create_org))
+        .route(
+            "/admin/organisations/{org}/referents",
+            post(invite_referent),
+        )
+}
+
+pub struct OrgLine {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub referents: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    nav: Nav,
+    orgs: Vec<OrgLine>,
+    done: &'static str,
+    link: Option<String>,
+    errors: Errors,
+    form: FormData,
+    /// The organisation whose référent form failed.
+    failed_org: String,
+}
+
+struct Extra {
+    done: &'static str,
+    link: Option<String>,
+    errors: Errors,
+    form: FormData,
+    failed_org: String,
+}
+
+impl Extra {
+    fn none() -> Self {
+        Self {
+            done: "",
+            link: None,
+            errors: Errors::default(),
+            form: FormData::default(),
+            failed_org: String::new(),
+        }
+    }
+}
+
+async fn render(state: &AppState, session: &Session, nav: Nav, x: Extra) -> Response {
+    let result = async {
+        let list = directory::list_organisations(state, session, 500).await?;
+        let mut orgs = Vec::with_capacity(list.len());
+        for o in list {
+            let referents = members::list(state, session, o.id)
+                .await?
+                .into_iter()
+                .filter(|m| m.role == "referent" && m.active)
+                .map(|m| format!("{} ({})", m.display_name, m.email))
+                .collect();
+            orgs.push(OrgLine {
+                id: o.id.to_string(),
+                name: o.name,
+                address: o.address,
+                referents,
+            });
+        }
+        Ok::<_, AppError>(orgs)
+    }
+    .await;
+    let orgs = match result {
+        Ok(o) => o,
+        Err(e) => return error_page(e),
+    };
+    let status = if x.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    page(
+        status,
+        &AdminPage {
+            nav: nav.at("admin"),
+            orgs,
+            done: x.done,
+            link: x.link,
+            errors: x.errors,
+            form: x.form,
+            failed_org: x.failed_org,
+        },
+    )
+}
+
+async fn show(
+    State(state): State<AppState>,
+    PageSession { session, nav }: PageSession,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = FormData::parse(raw.unwrap_or_default().as_bytes());
+    let done = match q.get("fait") {
+        "organisation" => "L'organisation est créée. Invitez maintenant son référent.",
+        _ => "",
+    };
+    render(
+        &state,
+        &session,
+        nav,
+        Extra {
+            done,
+            ..Extra::none()
+        },
+    )
+    .await
+}
+
+async fn create_org(
+    State(state): State<AppState>,
+    RequestId(rid): RequestId,
+    f: PageForm,
+) -> Response {
+    // Authorize before validating: a non-administrator learns nothing from the form.
+    if let Err(e) = state.authz.authorize(
+        &f.session.principal(),
+        Action::OrganisationCreate,
+        &Resource::Platform,
+        &Facts::none(),
+    ) {
+        return error_page(e.into());
+    }
+    let siret = f.data.opt("siret");
+    let input = NewOrganisation::parse(
+        f.data.get("name"),
+        f.data.get("address"),
+        siret.as_deref(),
+        None,
+    );
+    let errors = match input {
+        Ok(input) => match organisations::create_as(&state, &f.session, input, rid).await {
+            Ok(_) => return see_other("/admin?fait=organisation"),
+            Err(AppError::Validation(e)) => e,
+            Err(AppError::Conflict(m)) => vec![crate::domain::FieldError::new("name", &m)],
+            Err(e) => return error_page(e),
+        },
+        Err(e) => e,
+    };
+    render(
+        &state,
+        &f.session,
+        f.nav.clone(),
+        Extra {
+            errors: Errors(errors),
+            form: f.data.clone(),
+            ..Extra::none()
+        },
+    )
+    .await
+}
+
+async fn invite_referent(
+    State(state): State<AppState>,
+    RequestId(rid): RequestId,
+    Path(org): Path<String>,
+    f: PageForm,
+) -> Response {
+    let Ok(org) = Uuid::try_parse(&org) else {
+        return error_page(AppError::NotFound);
+    };
+    let input = InviteInput {
+        email: f.data.get("email").to_owned(),
+        display_name: f.data.get("display_name").to_owned(),
+        role: "referent".into(),
+    };
+    match members::invite(&state, &f.session, org, input, rid).await {
+        // The link is a secret shown once, here: this answer is not a redirection.
+        Ok(invited) => {
+            let done = if invited.invitation_url.is_some() {
+                "Invitation du référent créée. Remettez-lui ce lien : il sert une fois, pendant 72 heures."
+            } else {
+                "Ce compte existe déjà : il devient référent de cette organisation."
+            };
+            render(
+                &state,
+                &f.session,
+                f.nav.clone(),
+                Extra {
+                    done,
+                    link: invited.invitation_url,
+                    ..Extra::none()
+                },
+            )
+            .await
+        }
+        Err(AppError::Validation(errors)) => {
+            let mut e = Errors::default();
+            for x in errors {
+                let field = if x.field == "display_name" {
+                    "ref_display_name"
+                } else {
+                    "ref_email"
+                };
+                e.add(field, &x.message);
+            }
+            render(
+                &state,
+                &f.session,
+                f.nav.clone(),
+                Extra {
+                    errors: e,
+                    form: f.data.clone(),
+                    failed_org: org.to_string(),
+                    ..Extra::none()
+                },
+            )
+            .await
+        }
+        Err(e) => error_page(e),
+    }
+}
