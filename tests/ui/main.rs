@@ -36,6 +36,7 @@ async fn desk_journeys_in_chromium() {
     let aidant = app.member("camille@melun.example", org, "aidant").await;
     let referent = app.member("dominique@melun.example", org, "referent").await;
     let dpo = app.platform("dpo@mandat.example", "dpo").await;
+    let admin = app.platform("admin@mandat.example", "admin").await;
     let mut b = Browser::start(common::backend()).await;
 
     // The home page says what the service is.
@@ -204,6 +205,76 @@ async fn desk_journeys_in_chromium() {
     let result = b.body().await;
     assert!(result.contains("Journal intègre"), "{result}");
     b.check("dpo-integrite").await;
+    log_out(&b).await;
+
+    // The administrator creates an organisation and invites its référent.
+    log_in(&mut b, &app, &admin, "admin-connexion").await;
+    b.wait_h1("Administration").await;
+    b.check("admin").await;
+    b.click("main form[action='/admin/organisations'] button[type=submit]")
+        .await;
+    b.wait_h1("Administration").await;
+    assert_eq!(
+        b.client
+            .find(fantoccini::Locator::Css("#name"))
+            .await
+            .unwrap()
+            .attr("aria-describedby")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("name-error")
+    );
+    b.check("admin-erreurs").await;
+    b.fill("#name", "France Services de Provins").await;
+    b.fill("#address", "4 rue du Château, 77160 Provins").await;
+    b.click("main form[action='/admin/organisations'] button[type=submit]")
+        .await;
+    b.wait_h1("Administration").await;
+    assert!(b.body().await.contains("L'organisation est créée."));
+    let section = "//section[.//h3[text()='France Services de Provins']]";
+    b.client
+        .find(fantoccini::Locator::XPath(&format!("{section}//summary")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .find(fantoccini::Locator::XPath(&format!(
+            "{section}//input[@name='email']"
+        )))
+        .await
+        .unwrap()
+        .send_keys("claude@provins.example")
+        .await
+        .unwrap();
+    b.client
+        .find(fantoccini::Locator::XPath(&format!(
+            "{section}//input[@name='display_name']"
+        )))
+        .await
+        .unwrap()
+        .send_keys("Claude Petit")
+        .await
+        .unwrap();
+    b.check("admin-organisation").await;
+    b.client
+        .find(fantoccini::Locator::XPath(&format!(
+            "{section}//button[@type='submit']"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_h1("Administration").await;
+    assert!(b.text("#handover-link").await.contains("/invitation/"));
+    assert!(
+        b.body().await.contains("Claude Petit"),
+        "the référent is listed"
+    );
+    b.check("admin-referent").await;
     log_out(&b).await;
 
     b.stop().await;

@@ -78,8 +78,14 @@ async fn render(state: &AppState, session: &Session, nav: Nav, x: Extra) -> Resp
             let referents = members::list(state, session, o.id)
                 .await?
                 .into_iter()
-                .filter(|m| m.role == "referent" && m.active)
-                .map(|m| format!("{} ({})", m.display_name, m.email))
+                .filter(|m| m.role == "referent")
+                .map(|m| match (m.active, m.last_login_at.is_some()) {
+                    (true, _) => format!("{} ({})", m.display_name, m.email),
+                    (false, false) => {
+                        format!("{} ({}, invitation en attente)", m.display_name, m.email)
+                    }
+                    (false, true) => format!("{} ({}, désactivé)", m.display_name, m.email),
+                })
                 .collect();
             orgs.push(OrgLine {
                 id: o.id.to_string(),

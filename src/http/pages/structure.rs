@@ -39,6 +39,8 @@ pub struct MemberLine {
     pub email: String,
     pub role: &'static str,
     pub active: bool,
+    /// Invited, never logged in.
+    pub pending: bool,
     pub last_login: String,
 }
 
@@ -138,6 +140,7 @@ async fn render(state: &AppState, session: &Session, nav: Nav, x: Extra) -> Resp
                     email: m.email,
                     role: view::role_fr(&m.role),
                     active: m.active,
+                    pending: !m.active && m.last_login_at.is_none(),
                     last_login: m
                         .last_login_at
                         .as_deref()
