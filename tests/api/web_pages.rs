@@ -85,7 +85,10 @@ async fn world() -> World {
 
 /// Every page form, with the account that may post it and fields that would change
 /// something.
-fn forms(w: &World) -> Vec<(&reqwest::Client, String, Vec<(&'static str, String)>)> {
+/// A page form: who posts it, where, and its fields.
+type PageFormCase<'a> = (&'a reqwest::Client, String, Vec<(&'static str, String)>);
+
+fn forms(w: &World) -> Vec<PageFormCase<'_>> {
     let m = &w.mandate;
     let member = &w.member;
     let d = &w.desk.client;

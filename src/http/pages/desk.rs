@@ -123,8 +123,8 @@ fn member_caller(
     s: &Session,
     action: Action,
     rid: Option<String>,
-) -> Result<Caller, Response> {
-    caller_for(state, s, None, action, rid).map_err(error_page)
+) -> Result<Caller, AppError> {
+    caller_for(state, s, None, action, rid)
 }
 
 async fn desk(
@@ -136,7 +136,7 @@ async fn desk(
     let q = FormData::parse(raw.unwrap_or_default().as_bytes());
     let caller = match member_caller(&state, &session, Action::MandateList, rid.clone()) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(e) => return error_page(e),
     };
     let mut p = Desk {
         nav: nav.at("desk"),
@@ -153,7 +153,7 @@ async fn desk(
         p.searched = true;
         let searcher = match member_caller(&state, &session, Action::UsagerSearch, rid) {
             Ok(c) => c,
-            Err(r) => return r,
+            Err(e) => return error_page(e),
         };
         match usagers::search(&state, &searcher, &p.q, 20).await {
             Ok(found) => p.results = found.iter().map(UsagerLine::from).collect(),
@@ -214,8 +214,8 @@ async fn new_usager_form(
     State(state): State<AppState>,
     PageSession { session, nav }: PageSession,
 ) -> Response {
-    if let Err(r) = member_caller(&state, &session, Action::UsagerCreate, None) {
-        return r;
+    if let Err(e) = member_caller(&state, &session, Action::UsagerCreate, None) {
+        return error_page(e);
     }
     page(
         StatusCode::OK,
@@ -240,7 +240,7 @@ async fn new_usager(
 ) -> Response {
     let caller = match member_caller(&state, &f.session, Action::UsagerCreate, rid) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(e) => return error_page(e),
     };
     let d = &f.data;
     let input = NewUsager::parse(
@@ -348,7 +348,7 @@ async fn usager(
     };
     let lister = match member_caller(&state, &session, Action::MandateList, rid) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(e) => return error_page(e),
     };
     let query = ListQuery {
         usager_id: Some(id),

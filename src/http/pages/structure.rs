@@ -184,8 +184,8 @@ async fn show(
     .await
 }
 
-fn member_id(s: &str) -> Result<Uuid, Response> {
-    Uuid::try_parse(s).map_err(|_| error_page(AppError::NotFound))
+fn member_id(s: &str) -> Result<Uuid, AppError> {
+    Uuid::try_parse(s).map_err(|_| AppError::NotFound)
 }
 
 async fn update_demarches(
@@ -275,7 +275,7 @@ async fn deactivate(
 ) -> Response {
     let aidant = match member_id(&aidant) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return error_page(e),
     };
     let org = match referent_org(&f.session, &f.nav) {
         Ok(o) => o,
@@ -295,7 +295,7 @@ async fn reactivate(
 ) -> Response {
     let aidant = match member_id(&aidant) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return error_page(e),
     };
     let org = match referent_org(&f.session, &f.nav) {
         Ok(o) => o,
@@ -315,7 +315,7 @@ async fn totp_reset(
 ) -> Response {
     let aidant = match member_id(&aidant) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return error_page(e),
     };
     let action = format!("/structure/membres/{aidant}/second-facteur");
     if let Err(r) = apply_step_up(&state, &mut f, &action, "/structure", rid.clone()).await {
@@ -352,7 +352,7 @@ async fn bind_card(
 ) -> Response {
     let aidant_id = match member_id(&aidant) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return error_page(e),
     };
     let org = match referent_org(&f.session, &f.nav) {
         Ok(o) => o,
