@@ -613,3 +613,186 @@ async fn a_stale_factor_is_asked_again_inline_and_the_form_goes_through() {
         .unwrap();
     assert!(html.contains("id=\"printed-code\""), "{html}");
 }
+
+/// The `Location` of a `303`.
+fn location(res: &reqwest::Response) -> String {
+    assert_eq!(res.status(), 303);
+    res.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_sms_consent_through_the_pages_with_status_and_resend_then_renewal() {
+    use crate::mandates_support::{PHONE, last_sms_code, outbox};
+    let w = world().await;
+    let app = &w.app;
+    let d = &w.desk.client;
+    let id = w.desk.new_usager(app, Some(PHONE)).await;
+    let t = token(d, app, "/espace-aidant").await;
+    // Step 2 offers the SMS to the masked number.
+    let recap = d
+        .get(app.url(&format!(
+            "/mandats/nouveau?usager={id}&etape=2&demarches=social&demarches=logement&duree=semester"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(recap.contains("Par SMS au +33 •• •• •• •• 78"), "{recap}");
+    assert!(recap.contains("6 mois (182 jours)"));
+    let res = d
+        .post(app.url("/mandats/nouveau"))
+        .form(&[
+            ("csrf", t.as_str()),
+            ("usager", &id.to_string()),
+            ("demarches", "social"),
+            ("demarches", "logement"),
+            ("duree", "semester"),
+            ("canal", "sms"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let code_page = location(&res);
+    let mandate = code_page
+        .trim_start_matches("/mandats/")
+        .trim_end_matches("/consentement")
+        .to_owned();
+    let html = d
+        .get(app.url(&code_page))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("data-status-url=\"/mandats/{mandate}/statut\"")),
+        "{html}"
+    );
+    assert!(!html.contains("printed-code"), "no printed code for an SMS");
+    let status: serde_json::Value = d
+        .get(app.url(&format!("/mandats/{mandate}/statut")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "pending_consent");
+    // The desk lists it as pending.
+    let desk = d
+        .get(app.url("/espace-aidant"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        desk.contains(&format!("href=\"/mandats/{mandate}\"")),
+        "{desk}"
+    );
+    // Resend: a new code, the first one is void.
+    let (first, _) = last_sms_code(app);
+    let codes = |app: &TestApp| outbox(app).iter().filter(|l| l["kind"] == "code").count();
+    let before = codes(app);
+    let res = d
+        .post(app.url(&format!("/mandats/{mandate}/renvoyer")))
+        .form(&[("csrf", t.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&res),
+        format!("/mandats/{mandate}/consentement?fait=renvoi")
+    );
+    assert_eq!(codes(app), before + 1);
+    let (second, _) = last_sms_code(app);
+    let (s, html) = post(d, app, &code_page, &[("csrf", &t), ("code", &first)]).await;
+    if first != second {
+        assert_eq!(s, 422, "{html}");
+        assert!(html.contains("Code incorrect."));
+    }
+    let res = d
+        .post(app.url(&code_page))
+        .form(&[("csrf", t.as_str()), ("code", second.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), format!("/mandats/{mandate}?fait=active"));
+    let page = d
+        .get(app.url(&format!("/mandats/{mandate}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Consentement donné : mandat actif"), "{page}");
+    // Renewal opens a new mandate awaiting its consent.
+    let before = app.count("mandate").await;
+    let res = d
+        .post(app.url(&format!("/mandats/{mandate}/renouveler")))
+        .form(&[("csrf", t.as_str()), ("duree", "long"), ("canal", "print")])
+        .send()
+        .await
+        .unwrap();
+    let next = location(&res);
+    assert!(
+        next.ends_with("/consentement") && !next.contains(&mandate),
+        "{next}"
+    );
+    assert_eq!(app.count("mandate").await, before + 1);
+}
+
+#[tokio::test]
+async fn an_aidant_of_two_organisations_switches_from_the_desk() {
+    let w = world().await;
+    let app = &w.app;
+    let other = app.org("CCAS de Dammarie").await;
+    let a = app.member("deux@exemple.fr", w.desk.org, "aidant").await;
+    // The same account joins the second organisation.
+    let res = w
+        .admin
+        .post(app.url(&format!("/api/v1/organisations/{other}/members")))
+        .json(&serde_json::json!({"email": a.email, "display_name": "Camille Martin", "role": "aidant"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let c = app.login(&a).await;
+    let html = c
+        .get(app.url("/espace-aidant"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("id=\"organisation_id\""), "the switcher");
+    let t = token(&c, app, "/espace-aidant").await;
+    let res = c
+        .post(app.url("/espace-aidant/structure"))
+        .form(&[
+            ("csrf", t.as_str()),
+            ("organisation_id", &other.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/espace-aidant?fait=structure");
+    let html = c
+        .get(app.url("/espace-aidant?fait=structure"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Vous agissez maintenant pour CCAS de Dammarie"),
+        "{html}"
+    );
+}
