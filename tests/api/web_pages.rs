@@ -796,3 +796,85 @@ async fn an_aidant_of_two_organisations_switches_from_the_desk() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn the_dpo_searches_checks_and_exports_with_a_fresh_code() {
+    let app = TestApp::spawn().await;
+    let dpo = app.platform("dpo2@exemple.fr", "dpo").await;
+    let c = app.login(&dpo).await;
+    let html = c
+        .get(app.url("/dpo?action=aidant.login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<td>aidant.login</td>"), "{html}");
+    let res = c
+        .get(app.url("/dpo?since=pas-une-date"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("aria-describedby=\"f-since-error\"")
+    );
+    let t = token(&c, &app, "/dpo").await;
+    let res = c
+        .post(app.url("/dpo/verification"))
+        .form(&[("csrf", t.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let to = location(&res);
+    assert!(to.starts_with("/dpo?verification=ok&entrees="), "{to}");
+    let html = c
+        .get(app.url(&to))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Journal intègre"));
+    // The export asks for a code first, then streams the CSV.
+    let (s, html) = post(
+        &c,
+        &app,
+        "/dpo/export",
+        &[("csrf", &t), ("format", "csv"), ("action", "aidant.login")],
+    )
+    .await;
+    assert_eq!(s, 403);
+    assert!(
+        html.contains("name=\"step_up_code\"") && html.contains("name=\"format\" value=\"csv\"")
+    );
+    let code = app.code(&dpo.totp_secret);
+    let res = c
+        .post(app.url("/dpo/export"))
+        .form(&[
+            ("csrf", t.as_str()),
+            ("format", "csv"),
+            ("action", "aidant.login"),
+            ("step_up_code", &code),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("journal-audit.csv")
+    );
+    let csv = res.text().await.unwrap();
+    assert!(
+        csv.lines().count() >= 2 && csv.contains("aidant.login"),
+        "{csv}"
+    );
+}

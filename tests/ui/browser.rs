@@ -164,6 +164,24 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
+    /// Clicks something that loads a new page, and waits until the old page is gone.
+    pub async fn submit(&self, css: &str) {
+        let old = self.client.find(Locator::Css("html")).await.expect("page");
+        self.click(css).await;
+        self.wait_gone(old).await;
+    }
+
+    /// Waits until an element of the previous page is detached (the new page is loading).
+    pub async fn wait_gone(&self, old: fantoccini::elements::Element) {
+        for _ in 0..200 {
+            if old.tag_name().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the page did not change");
+    }
+
     pub async fn text(&self, css: &str) -> String {
         self.client
             .find(Locator::Css(css))

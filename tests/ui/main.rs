@@ -19,12 +19,12 @@ async fn log_in(b: &mut Browser, app: &TestApp, a: &Account, step: &str) {
     b.fill("#password", &a.password).await;
     b.fill("#totp", &app.code(&a.totp_secret)).await;
     b.check(step).await;
-    b.click("main form[action='/connexion'] button[type=submit]")
+    b.submit("main form[action='/connexion'] button[type=submit]")
         .await;
 }
 
 async fn log_out(b: &Browser) {
-    b.click("header form[action='/deconnexion'] button").await;
+    b.submit("header form[action='/deconnexion'] button").await;
     b.wait_h1("Se connecter").await;
     assert!(b.body().await.contains("Vous êtes déconnecté."));
 }
@@ -49,7 +49,7 @@ async fn desk_journeys_in_chromium() {
     b.fill("#email", &aidant.email).await;
     b.fill("#password", &aidant.password).await;
     b.fill("#totp", "000000").await;
-    b.click("main form[action='/connexion'] button[type=submit]")
+    b.submit("main form[action='/connexion'] button[type=submit]")
         .await;
     b.wait_h1("Se connecter").await;
     assert!(
@@ -76,9 +76,9 @@ async fn desk_journeys_in_chromium() {
     b.check("espace-aidant").await;
 
     // Create a usager: an empty form is refused field by field, then it is registered.
-    b.click("a[href='/usagers/nouveau']").await;
+    b.submit("a[href='/usagers/nouveau']").await;
     b.wait_h1("Enregistrer un usager").await;
-    b.click("main form[action='/usagers/nouveau'] button[type=submit]")
+    b.submit("main form[action='/usagers/nouveau'] button[type=submit]")
         .await;
     b.wait_h1("Enregistrer un usager").await;
     let described = b
@@ -102,14 +102,14 @@ async fn desk_journeys_in_chromium() {
         .unwrap();
     b.fill("#birthplace", "Melun").await;
     b.check("usager-formulaire").await;
-    b.click("main form[action='/usagers/nouveau'] button[type=submit]")
+    b.submit("main form[action='/usagers/nouveau'] button[type=submit]")
         .await;
     b.wait_h1("Jeanne Dupont").await;
     assert!(b.body().await.contains("L'usager est enregistré."));
     b.check("usager").await;
 
     // A mandate by print: démarches as tiles, recap in plain words, the code typed back.
-    b.click("main a.button[href^='/mandats/nouveau']").await;
+    b.submit("main a.button[href^='/mandats/nouveau']").await;
     b.wait_h1("Nouveau mandat pour Jeanne Dupont").await;
     assert!(
         b.body().await.contains("surendettement"),
@@ -120,7 +120,7 @@ async fn desk_journeys_in_chromium() {
     }
     b.click("input[name=duree][value=month]").await;
     b.check("mandat-demarches").await;
-    b.click("main form[action='/mandats/nouveau'] button[type=submit]")
+    b.submit("main form[action='/mandats/nouveau'] button[type=submit]")
         .await;
     b.wait_h1("Récapitulatif du mandat").await;
     let recap = b.body().await;
@@ -128,20 +128,20 @@ async fn desk_journeys_in_chromium() {
     assert!(recap.contains("ne doit jamais effectuer de paiement"));
     b.click("input[name=canal][value=print]").await;
     b.check("mandat-recapitulatif").await;
-    b.click("main form[action='/mandats/nouveau'] button[type=submit]")
+    b.submit("main form[action='/mandats/nouveau'] button[type=submit]")
         .await;
     b.wait_h1("Code de consentement").await;
     let code = b.text("#printed-code").await;
     assert!(!code.trim().is_empty());
     b.check("mandat-code").await;
     b.fill("#code", "ZZZZ-ZZZZ").await;
-    b.click("main form[action$='/consentement'] button[type=submit]")
+    b.submit("main form[action$='/consentement'] button[type=submit]")
         .await;
     b.wait_h1("Code de consentement").await;
     assert!(b.body().await.contains("Code incorrect"));
     b.check("mandat-code-erreur").await;
     b.fill("#code", code.trim()).await;
-    b.click("main form[action$='/consentement'] button[type=submit]")
+    b.submit("main form[action$='/consentement'] button[type=submit]")
         .await;
     b.wait_h1("Mandat de Jeanne Dupont").await;
     let page = b.body().await;
@@ -159,7 +159,7 @@ async fn desk_journeys_in_chromium() {
         )
         .await
         .unwrap();
-    b.click("main form[action$='/revoquer'] button[type=submit]")
+    b.submit("main form[action$='/revoquer'] button[type=submit]")
         .await;
     b.wait_h1("Mandat de Jeanne Dupont").await;
     assert!(
@@ -169,7 +169,7 @@ async fn desk_journeys_in_chromium() {
     );
     b.check("revocation-confirmation").await;
     b.click("input[name=confirmation]").await;
-    b.click("main form[action$='/revoquer'] button[type=submit]")
+    b.submit("main form[action$='/revoquer'] button[type=submit]")
         .await;
     b.wait_h1("Mandat de Jeanne Dupont").await;
     let rows = b.text("main table tbody").await;
@@ -181,12 +181,12 @@ async fn desk_journeys_in_chromium() {
     // The référent invites an aidant and gets the link to hand over.
     log_in(&mut b, &app, &referent, "referent-connexion").await;
     b.wait_h1("Espace aidant").await;
-    b.click("nav a[href='/structure']").await;
+    b.submit("nav a[href='/structure']").await;
     b.wait_h1("France Services de Melun").await;
     b.check("structure").await;
     b.fill("#email", "alex@melun.example").await;
     b.fill("#display_name", "Alex Bernard").await;
-    b.click("main form[action='/structure/invitations'] button[type=submit]")
+    b.submit("main form[action='/structure/invitations'] button[type=submit]")
         .await;
     b.wait_h1("France Services de Melun").await;
     let link = b.text("#handover-link").await;
@@ -199,7 +199,7 @@ async fn desk_journeys_in_chromium() {
     log_in(&mut b, &app, &dpo, "dpo-connexion").await;
     b.wait_h1("Journal d'audit").await;
     b.check("dpo").await;
-    b.click("main form[action='/dpo/verification'] button[type=submit]")
+    b.submit("main form[action='/dpo/verification'] button[type=submit]")
         .await;
     b.wait_h1("Journal d'audit").await;
     let result = b.body().await;
@@ -211,7 +211,7 @@ async fn desk_journeys_in_chromium() {
     log_in(&mut b, &app, &admin, "admin-connexion").await;
     b.wait_h1("Administration").await;
     b.check("admin").await;
-    b.click("main form[action='/admin/organisations'] button[type=submit]")
+    b.submit("main form[action='/admin/organisations'] button[type=submit]")
         .await;
     b.wait_h1("Administration").await;
     assert_eq!(
@@ -228,7 +228,7 @@ async fn desk_journeys_in_chromium() {
     b.check("admin-erreurs").await;
     b.fill("#name", "France Services de Provins").await;
     b.fill("#address", "4 rue du Château, 77160 Provins").await;
-    b.click("main form[action='/admin/organisations'] button[type=submit]")
+    b.submit("main form[action='/admin/organisations'] button[type=submit]")
         .await;
     b.wait_h1("Administration").await;
     assert!(b.body().await.contains("L'organisation est créée."));
@@ -259,6 +259,11 @@ async fn desk_journeys_in_chromium() {
         .await
         .unwrap();
     b.check("admin-organisation").await;
+    let old = b
+        .client
+        .find(fantoccini::Locator::Css("html"))
+        .await
+        .unwrap();
     b.client
         .find(fantoccini::Locator::XPath(&format!(
             "{section}//button[@type='submit']"
@@ -268,6 +273,7 @@ async fn desk_journeys_in_chromium() {
         .click()
         .await
         .unwrap();
+    b.wait_gone(old).await;
     b.wait_h1("Administration").await;
     assert!(b.text("#handover-link").await.contains("/invitation/"));
     assert!(
