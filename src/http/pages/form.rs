@@ -222,4 +222,18 @@ impl Errors {
     pub fn add(&mut self, field: &str, message: &str) {
         self.0.push(crate::domain::FieldError::new(field, message));
     }
+
+    /// `(field, "Label : message")` for the summary at the top of a form.
+    pub fn summary(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|e| {
+                let text = match super::view::field_label(&e.field) {
+                    "" => e.message.clone(),
+                    label => format!("{label} : {}", e.message),
+                };
+                (e.field.clone(), text)
+            })
+            .collect()
+    }
 }

@@ -96,6 +96,32 @@ pub fn identity_check_fr(s: &str) -> &'static str {
     }
 }
 
+/// The label of a form field, for error summaries.
+pub fn field_label(field: &str) -> &'static str {
+    match field {
+        "given_name" => "Prénom(s)",
+        "family_name" => "Nom de naissance",
+        "birthdate" => "Date de naissance",
+        "birthplace" => "Lieu de naissance",
+        "phone" => "Téléphone",
+        "email" | "ref_email" => "Adresse e-mail",
+        "identity_check" => "Vérification de l'identité",
+        "demarches" => "Démarches",
+        "duree" => "Durée",
+        "canal" => "Accord de l'usager",
+        "motif" => "Motif",
+        "confirmation" => "Confirmation",
+        "name" => "Nom",
+        "address" => "Adresse",
+        "siret" => "SIRET",
+        "display_name" | "ref_display_name" => "Nom et prénom",
+        "role" => "Rôle",
+        "serial" => "Numéro de série",
+        "totp" => "Code",
+        _ => "",
+    }
+}
+
 /// The catalogue title of a démarche id.
 pub fn demarche_title(id: &str) -> String {
     catalogue()
