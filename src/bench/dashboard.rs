@@ -56,7 +56,7 @@ async fn seed_one(state: &crate::app::AppState, caller: &Caller, i: u64) -> anyh
         .iter()
         .filter_map(|d| DemarcheId::parse(d))
         .collect();
-    let duration = if i % 10 == 0 {
+    let duration = if i.is_multiple_of(10) {
         MandateDuration::Short
     } else {
         MandateDuration::Long
