@@ -176,6 +176,66 @@ async fn desk_journeys_in_chromium() {
     assert!(rows.contains("Famille Révoquée"), "{rows}");
     assert!(rows.contains("Papiers - Citoyenneté Active"), "{rows}");
     b.check("revocation-faite").await;
+
+    // A mandate by SMS: the code page follows the consent live (static JS polling) and
+    // moves on by itself once the usager has answered from their phone.
+    b.goto(&app.url("/usagers/nouveau")).await;
+    b.wait_h1("Enregistrer un usager").await;
+    b.fill("#given_name", "Paul").await;
+    b.fill("#family_name", "Lefèvre").await;
+    b.client
+        .execute(
+            "document.getElementById('birthdate').value = '1947-06-02';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.fill("#phone", "06 12 34 56 78").await;
+    b.submit("main form[action='/usagers/nouveau'] button[type=submit]")
+        .await;
+    b.wait_h1("Paul Lefèvre").await;
+    b.submit("main a.button[href^='/mandats/nouveau']").await;
+    b.wait_h1("Nouveau mandat pour Paul Lefèvre").await;
+    b.click("input[name=demarches][value=social]").await;
+    b.click("input[name=duree][value=semester]").await;
+    b.submit("main form[action='/mandats/nouveau'] button[type=submit]")
+        .await;
+    b.wait_h1("Récapitulatif du mandat").await;
+    b.click("input[name=canal][value=sms]").await;
+    b.submit("main form[action='/mandats/nouveau'] button[type=submit]")
+        .await;
+    b.wait_h1("Code de consentement").await;
+    let page = b.body().await;
+    assert!(page.contains("+33 •• •• •• •• 78"), "{page}");
+    assert!(page.contains("État : En attente du consentement"), "{page}");
+    b.check("mandat-sms-attente").await;
+    let sms = std::fs::read_to_string(app.dir.path().join("sms-outbox.jsonl")).unwrap();
+    let line: serde_json::Value = sms
+        .lines()
+        .rev()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["kind"] == "code")
+        .expect("an SMS with the code");
+    let code: String = line["body"]
+        .as_str()
+        .unwrap()
+        .split("mandat : ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take(6)
+        .collect();
+    let res = app
+        .new_client()
+        .post(app.url("/api/v1/public/consent"))
+        .json(&serde_json::json!({"challenge_id": line["challenge_id"], "code": code, "decision": "accept"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    b.wait_h1("Mandat de Paul Lefèvre").await;
+    assert!(b.text("main .badge").await.contains("Actif"));
+    b.check("mandat-sms-actif").await;
     log_out(&b).await;
 
     // The référent invites an aidant and gets the link to hand over.
