@@ -270,6 +270,11 @@ async fn desk_journeys_in_chromium() {
     // The administrator creates an organisation and invites its référent.
     log_in(&mut b, &app, &admin, "admin-connexion").await;
     b.wait_h1("Administration").await;
+    let page = b.body().await;
+    assert!(
+        page.contains("Clé de signature du journal d'audit : version 1 en service"),
+        "{page}"
+    );
     b.check("admin").await;
     b.submit("main form[action='/admin/organisations'] button[type=submit]")
         .await;

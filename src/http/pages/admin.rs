@@ -48,6 +48,8 @@ struct AdminPage {
     form: FormData,
     /// The organisation whose référent form failed.
     failed_org: String,
+    /// The audit-signing key in service, in words.
+    signing: String,
 }
 
 struct Extra {
@@ -94,10 +96,14 @@ async fn render(state: &AppState, session: &Session, nav: Nav, x: Extra) -> Resp
                 referents,
             });
         }
-        Ok::<_, AppError>(orgs)
+        let keys = crate::service::audit::public_keys(state).await?;
+        Ok::<_, AppError>((
+            orgs,
+            keys.keys.into_iter().map(|k| k.key_id).collect::<Vec<_>>(),
+        ))
     }
     .await;
-    let orgs = match result {
+    let (orgs, signing_keys) = match result {
         Ok(o) => o,
         Err(e) => return error_page(e),
     };
@@ -116,8 +122,25 @@ async fn render(state: &AppState, session: &Session, nav: Nav, x: Extra) -> Resp
             errors: x.errors,
             form: x.form,
             failed_org: x.failed_org,
+            signing: signing_status(&signing_keys),
         },
     )
+}
+
+/// `version 2 en service (identifiant …), 1 version antérieure …` from key ids, oldest first.
+fn signing_status(keys: &[String]) -> String {
+    let Some(current) = keys.last() else {
+        return "aucune version enregistrée".into();
+    };
+    let mut s = format!("version {} en service (identifiant {current})", keys.len());
+    match keys.len() - 1 {
+        0 => {}
+        1 => s.push_str(", 1 version antérieure encore acceptée pour la vérification"),
+        n => s.push_str(&format!(
+            ", {n} versions antérieures encore acceptées pour la vérification"
+        )),
+    }
+    s
 }
 
 async fn show(
