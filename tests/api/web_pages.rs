@@ -878,3 +878,52 @@ async fn the_dpo_searches_checks_and_exports_with_a_fresh_code() {
         "{csv}"
     );
 }
+
+#[tokio::test]
+async fn anyone_checks_an_attestation_without_personal_data() {
+    use crate::mandates_support::FAMILY;
+    let w = world().await;
+    let app = &w.app;
+    let (_, m) = w
+        .desk
+        .get(app, &format!("/api/v1/mandates/{}", w.mandate))
+        .await;
+    let url = m["verification_url"].as_str().unwrap().to_owned();
+    let reference = url.rsplit('/').next().unwrap().to_owned();
+    let anyone = app.new_client();
+    let res = anyone
+        .get(app.url(&format!(
+            "/verifier?reference={}",
+            url.replace(':', "%3A").replace('/', "%2F")
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), format!("/verifier/{reference}"));
+    let res = anyone
+        .get(app.url(&format!("/verifier/{reference}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("<strong>Valide</strong>") && html.contains("Famille"),
+        "{html}"
+    );
+    assert!(!html.contains(FAMILY), "no personal data");
+    let last = if reference.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &reference[..reference.len() - 1]);
+    let res = anyone
+        .get(app.url(&format!("/verifier/{forged}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Aucune attestation ne correspond")
+    );
+}
