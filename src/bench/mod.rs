@@ -5,6 +5,7 @@
 //! [`scenarios`]. See `bench/README.md` for what each one measures.
 
 mod audit;
+mod dashboard;
 mod mandates;
 
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use crate::config::{Config, DatabaseUrl};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Scenario: audit-append, audit-verify, mandates.
+    /// Scenario: audit-append, audit-verify, mandates, dashboard.
     pub scenario: String,
     /// `sqlite` (a fresh file in a temporary directory) or a PostgreSQL server URL (a fresh
     /// database is created there and dropped afterwards).
@@ -34,7 +35,8 @@ pub struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Sizes for size-driven scenarios (audit-verify: numbers of events).
+    /// Sizes for size-driven scenarios (audit-verify: numbers of events; dashboard: active
+    /// mandates, first size only).
     #[arg(long, value_delimiter = ',')]
     pub sizes: Option<Vec<u64>>,
 }
@@ -276,6 +278,7 @@ pub fn scenarios() -> Vec<Box<dyn Scenario>> {
         Box::new(audit::AuditAppend),
         Box::new(audit::AuditVerify),
         Box::new(mandates::Mandates),
+        Box::new(dashboard::Dashboard),
     ]
 }
 

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod cards;
 pub mod consent;
+pub mod directory;
 pub mod factors;
 pub mod idempotency;
 pub mod keys;

@@ -244,6 +244,8 @@ pub trait OrgRepo {
         address: &str,
         allowed_demarches: &str,
     ) -> Result<(), StoreError>;
+    /// Organisations by name, at most `limit`.
+    async fn list_organisations(&mut self, limit: i64) -> Result<Vec<OrganisationRow>, StoreError>;
 }
 
 #[async_trait]

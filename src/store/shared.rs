@@ -53,6 +53,19 @@ macro_rules! impl_shared_repos {
                     .await?;
                 Ok(())
             }
+
+            async fn list_organisations(
+                &mut self,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::OrganisationRow>, $crate::store::StoreError> {
+                Ok($db::query_as(
+                    "SELECT id, name, address, siret, allowed_demarches, active, created_at \
+                     FROM organisation ORDER BY name, id LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&mut *self.0)
+                .await?)
+            }
         }
 
         #[async_trait::async_trait]

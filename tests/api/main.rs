@@ -28,4 +28,5 @@ mod sms_inbound;
 mod sms_outbox;
 mod usagers;
 mod verification;
+mod web_pages;
 mod witness;

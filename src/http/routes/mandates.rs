@@ -71,7 +71,7 @@ fn channel(s: &str) -> ApiResult<ConsentChannel> {
 
 /// The caller acting on a mandate of their current organisation; `404` for another
 /// organisation's mandate, then the policy decision.
-async fn caller_on(
+pub async fn caller_on(
     state: &AppState,
     session: &Session,
     id: Uuid,
