@@ -176,6 +176,10 @@ async fn desk_journeys_in_chromium() {
     assert!(rows.contains("Famille Révoquée"), "{rows}");
     assert!(rows.contains("Papiers - Citoyenneté Active"), "{rows}");
     b.check("revocation-faite").await;
+    // The same page on a phone (home visits).
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.check("mandat-telephone").await;
+    b.client.set_window_size(1280, 1000).await.unwrap();
 
     // A mandate by SMS: the code page follows the consent live (static JS polling) and
     // moves on by itself once the usager has answered from their phone.
