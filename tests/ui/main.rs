@@ -31,7 +31,11 @@ async fn log_out(b: &Browser) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desk_journeys_in_chromium() {
-    let app = TestApp::spawn().await;
+    // The browser's `Origin` is the listen address: it must be the service's public URL.
+    let app = TestApp::builder()
+        .public_url_is_listen_address()
+        .spawn()
+        .await;
     let org = app.org("France Services de Melun").await;
     let aidant = app.member("camille@melun.example", org, "aidant").await;
     let referent = app.member("dominique@melun.example", org, "referent").await;

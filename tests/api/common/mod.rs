@@ -72,11 +72,19 @@ type ConfigTweak = Box<dyn FnOnce(&mut Config) + Send>;
 
 pub struct Builder {
     tweak: Vec<ConfigTweak>,
+    listen_public: bool,
 }
 
 impl Builder {
     pub fn with_config(mut self, f: impl FnOnce(&mut Config) + Send + 'static) -> Self {
         self.tweak.push(Box::new(f));
+        self
+    }
+
+    /// `MANDAT_PUBLIC_URL` is the address the server listens on (what a browser sends as
+    /// `Origin`), instead of the default `http://127.0.0.1:8080`.
+    pub fn public_url_is_listen_address(mut self) -> Self {
+        self.listen_public = true;
         self
     }
 
@@ -87,15 +95,18 @@ impl Builder {
         for f in self.tweak {
             f(&mut config);
         }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        if self.listen_public {
+            config.public_url = format!("http://{}", listener.local_addr().expect("address"));
+        }
         let clock = Arc::new(ManualClock::new(
             chrono::Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap(),
         ));
         let state = AppState::new(config, clock.clone(), true)
             .await
             .expect("app state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
         let app = App::with_listener(state.clone(), listener);
         let addr = app.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
@@ -127,7 +138,10 @@ impl Builder {
 
 impl TestApp {
     pub fn builder() -> Builder {
-        Builder { tweak: Vec::new() }
+        Builder {
+            tweak: Vec::new(),
+            listen_public: false,
+        }
     }
 
     pub async fn spawn() -> Self {
