@@ -204,8 +204,25 @@ pub async fn invite(
     let mut tx = state.store.begin().await?;
     // An existing account (enrolled or not, in any organisation) belongs to its person: it is
     // never given a credential-setting token, its other invitations stay valid, and it gets a
-    // pending membership that the person activates by joining while logged in.
-    let (aidant_id, purpose) = match tx.find_aidant_by_email(email.as_str()).await? {
+    // pending membership that the person activates by joining while logged in. One
+    // exception, so that a lost or expired first link can be replaced: an account that never
+    // enrolled and that only this organisation ever invited gets a new enrolment link (this
+    // organisation's earlier links are voided) — nobody else has a claim on it.
+    let existing = tx.find_aidant_by_email(email.as_str()).await?;
+    let only_ours = match &existing {
+        Some(a) if a.password_hash.is_none() && !a.is_admin && !a.is_dpo => {
+            let ms = tx.memberships(a.id).await?;
+            !ms.is_empty() && ms.iter().all(|m| m.organisation_id == org && !m.pending)
+        }
+        _ => false,
+    };
+    let (aidant_id, purpose) = match existing {
+        Some(existing) if only_ours => {
+            tx.void_invitations_in(existing.id, org, now).await?;
+            tx.upsert_membership(existing.id, org, role.as_str(), now)
+                .await?;
+            (existing.id, "invite")
+        }
         Some(existing) => {
             // Platform accounts never join an organisation (the join is refused); the answer
             // does not tell them apart either.

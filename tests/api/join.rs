@@ -532,3 +532,62 @@ async fn deactivation_voids_open_invitations_and_old_tokens_never_reactivate() {
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+/// A first link lost or expired is replaced when only this organisation ever invited the
+/// account (nobody else has a claim on it); once another organisation invited it too, or
+/// once it enrolled, inviting it again only gives a join invitation.
+#[tokio::test]
+async fn a_lost_first_link_is_replaced_only_while_the_account_is_ours_alone() {
+    let app = TestApp::spawn().await;
+    let org_a = app.org("A").await;
+    let org_b = app.org("B").await;
+    let ref_a = app.member("ref.a@example.fr", org_a, "referent").await;
+    let ref_b = app.member("ref.b@example.fr", org_b, "referent").await;
+    let ref_a_c = app.login(&ref_a).await;
+    let ref_b_c = app.login(&ref_b).await;
+
+    let first = invite(&app, &ref_a_c, org_a, "x@example.fr").await;
+    let lost = token_of(first["invitation_url"].as_str().unwrap());
+    let again = invite(&app, &ref_a_c, org_a, "x@example.fr").await;
+    assert_eq!(again["aidant_id"], first["aidant_id"]);
+    let fresh = token_of(again["invitation_url"].as_str().unwrap());
+    let kind = |t: String| {
+        let app = &app;
+        async move {
+            app.get(&format!("/api/v1/invitations/{t}"))
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()["kind"]
+                .clone()
+        }
+    };
+    assert_eq!(kind(fresh.clone()).await, "enrol");
+    // The lost link is void; the new one enrols the person.
+    assert_eq!(
+        app.get(&format!("/api/v1/invitations/{lost}"))
+            .await
+            .status(),
+        404
+    );
+
+    // Another organisation invites the same e-mail: from then on neither may hand out a
+    // credential-setting link again.
+    let by_b = invite(&app, &ref_b_c, org_b, "x@example.fr").await;
+    assert_eq!(
+        kind(token_of(by_b["invitation_url"].as_str().unwrap())).await,
+        "join"
+    );
+    let third = invite(&app, &ref_a_c, org_a, "x@example.fr").await;
+    assert_eq!(
+        kind(token_of(third["invitation_url"].as_str().unwrap())).await,
+        "join"
+    );
+    // A's enrolment link of before still works: the person enrols through it.
+    enrol(
+        &app,
+        again["invitation_url"].as_str().unwrap(),
+        json!({"password": PASSWORD}),
+    )
+    .await;
+}
