@@ -51,6 +51,8 @@ fn applied(events: &[Value]) -> Vec<&Value> {
 }
 
 async fn assert_log_verifies(app: &TestApp) {
+    // Events committed just before are sequenced first, so the checkpoint covers them.
+    app.state.sequencer.barrier().await.unwrap();
     let size = checkpoint(app).await;
     let r = verify(app, &witness(app)).await;
     assert!(r.ok && r.entries == size, "{r:?}");
