@@ -143,7 +143,6 @@ pub struct Config {
     pub checkpoint_every_events: u64,
     pub checkpoint_interval_ms: u64,
     pub publish_checkpoints: bool,
-    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Request headers must arrive within this time (slow clients cannot hold connections).
@@ -185,7 +184,6 @@ struct Raw {
     checkpoint_every_events: Option<String>,
     checkpoint_interval_ms: Option<String>,
     publish_checkpoints: Option<String>,
-    metrics_addr: Option<String>,
 }
 
 const KNOWN: &[&str] = &[
@@ -218,7 +216,6 @@ const KNOWN: &[&str] = &[
     "checkpoint_every_events",
     "checkpoint_interval_ms",
     "publish_checkpoints",
-    "metrics_addr",
 ];
 
 fn var(key: &str) -> String {
@@ -498,15 +495,6 @@ impl Config {
         }
         let publish_checkpoints =
             parse_bool(raw.publish_checkpoints.as_deref(), "publish_checkpoints")?;
-        let metrics_addr = match raw.metrics_addr {
-            None => None,
-            Some(s) => Some(s.parse().map_err(|_| {
-                ConfigError::new(
-                    "MANDAT_METRICS_ADDR",
-                    format!("'{s}' is not a socket address"),
-                )
-            })?),
-        };
         Ok(Self {
             database_url,
             database_max_connections,
@@ -532,7 +520,6 @@ impl Config {
             checkpoint_every_events,
             checkpoint_interval_ms,
             publish_checkpoints,
-            metrics_addr,
         })
     }
 
@@ -568,7 +555,6 @@ impl Config {
             checkpoint_every_events: 1000,
             checkpoint_interval_ms: 1000,
             publish_checkpoints: false,
-            metrics_addr: None,
         }
     }
 
