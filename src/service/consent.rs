@@ -33,7 +33,9 @@ pub struct ConsentView {
     pub channel: String,
     pub challenge_id: Uuid,
     pub status: String,
-    pub expires_at: String,
+    #[serde(with = "crate::domain::time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: chrono::DateTime<chrono::Utc>,
     pub attempts_left: i64,
     pub sent_to: Option<String>,
     /// The printed code, in the creation answer only.
@@ -53,7 +55,7 @@ pub fn view_of(
         channel: c.channel.clone(),
         challenge_id: c.id,
         status: status.as_str().to_owned(),
-        expires_at: crate::domain::time::format(c.expires_at),
+        expires_at: c.expires_at,
         attempts_left: (MAX_ATTEMPTS - c.attempts).max(0),
         sent_to: c.sent_to.clone(),
         code,

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -29,7 +28,9 @@ pub use super::consent::ConsentView;
 pub struct MandateDemarche {
     pub id: String,
     pub status: String,
-    pub revoked_at: Option<String>,
+    #[serde(with = "crate::domain::time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
     pub revoked_reason: Option<String>,
 }
 
@@ -43,10 +44,18 @@ pub struct Mandate {
     pub demarches: Vec<MandateDemarche>,
     pub duration: String,
     pub status: String,
-    pub created_at: String,
-    pub activated_at: Option<String>,
-    pub expires_at: Option<String>,
-    pub revoked_at: Option<String>,
+    #[serde(with = "crate::domain::time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(with = "crate::domain::time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub activated_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(with = "crate::domain::time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(with = "crate::domain::time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
     pub terms_hash: String,
     pub renews: Option<Uuid>,
     pub verification_url: String,
@@ -64,10 +73,6 @@ pub struct NewMandate {
 
 fn internal(what: &str) -> AppError {
     AppError::Internal(anyhow::anyhow!("corrupt {what}"))
-}
-
-fn fmt_opt(t: Option<DateTime<Utc>>) -> Option<String> {
-    t.map(crate::domain::time::format)
 }
 
 /// Renders a mandate as seen at `now`; `code` is the printed code of a creation answer.
@@ -123,7 +128,7 @@ fn assemble(
                 .as_str()
                 .to_owned(),
             id: d.demarche,
-            revoked_at: fmt_opt(d.revoked_at),
+            revoked_at: d.revoked_at,
             revoked_reason: d.revoked_reason,
         })
         .collect();
@@ -136,10 +141,10 @@ fn assemble(
         demarches,
         duration: row.duration.clone(),
         status: effective.as_str().to_owned(),
-        created_at: crate::domain::time::format(row.created_at),
-        activated_at: fmt_opt(row.activated_at),
-        expires_at: fmt_opt(row.expires_at),
-        revoked_at: fmt_opt(row.revoked_at),
+        created_at: row.created_at,
+        activated_at: row.activated_at,
+        expires_at: row.expires_at,
+        revoked_at: row.revoked_at,
         terms_hash: row.terms_hash.clone(),
         renews: row.renews,
         verification_url: format!(

@@ -16,7 +16,6 @@ use crate::crypto::{sha256, tokens};
 use crate::domain::FieldError;
 use crate::domain::account::{Email, OrgRole, check_password};
 use crate::domain::text::clean_text;
-use crate::domain::time::format as format_time;
 use crate::error::{ApiResult, AppError};
 use crate::service::Services;
 use crate::store::{AidantRow, InvitationRow, MembershipRow, Tx};
@@ -30,7 +29,9 @@ pub const INVITATION_TTL: Duration = Duration::hours(72);
 pub struct Invited {
     pub aidant_id: Uuid,
     pub invitation_url: String,
-    pub expires_at: String,
+    #[serde(with = "crate::domain::time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -66,7 +67,9 @@ pub struct MemberItem {
     pub display_name: String,
     pub role: String,
     pub active: bool,
-    pub last_login_at: Option<String>,
+    #[serde(with = "crate::domain::time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_login_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub fn invitation_url(state: &Services, token: &SecretString) -> String {
@@ -282,7 +285,7 @@ pub async fn invite(
     Ok(Invited {
         aidant_id,
         invitation_url: invitation_url(state, &token),
-        expires_at: format_time(expires_at),
+        expires_at,
     })
 }
 
@@ -580,7 +583,7 @@ pub async fn list(state: &Services, session: &Session, org: Uuid) -> ApiResult<V
             display_name: m.display_name,
             role: m.role,
             active: m.membership_active && m.account_active,
-            last_login_at: m.last_login_at.map(format_time),
+            last_login_at: m.last_login_at,
         })
         .collect())
 }

@@ -19,7 +19,9 @@ pub struct Organisation {
     pub siret: Option<String>,
     pub allowed_demarches: Vec<String>,
     pub active: bool,
-    pub created_at: String,
+    #[serde(with = "crate::domain::time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl TryFrom<OrganisationRow> for Organisation {
@@ -36,7 +38,7 @@ impl TryFrom<OrganisationRow> for Organisation {
             siret: r.siret,
             allowed_demarches,
             active: r.active,
-            created_at: crate::domain::time::format(r.created_at),
+            created_at: r.created_at,
         })
     }
 }

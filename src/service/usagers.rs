@@ -44,7 +44,9 @@ pub struct Usager {
     pub phone: Option<String>,
     pub email: Option<String>,
     pub identity_check: String,
-    pub created_at: String,
+    #[serde(with = "crate::domain::time")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl std::fmt::Debug for Usager {
@@ -64,7 +66,7 @@ fn to_api(state: &Services, row: &UsagerRow) -> ApiResult<Usager> {
         phone: p.phone.map(|s| s.to_string()),
         email: p.email.map(|s| s.to_string()),
         identity_check: row.identity_check.clone(),
-        created_at: crate::domain::time::format(row.created_at),
+        created_at: row.created_at,
     })
 }
 

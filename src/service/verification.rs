@@ -61,9 +61,15 @@ pub struct Verification {
     /// The démarches still covered (not revoked).
     pub demarches: Vec<VerifiedDemarche>,
     pub organisation: VerifiedOrganisation,
-    pub activated_at: Option<String>,
-    pub expires_at: Option<String>,
-    pub revoked_at: Option<String>,
+    #[serde(with = "crate::domain::time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub activated_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(with = "crate::domain::time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(with = "crate::domain::time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// `404` for a malformed or forged reference, as for an unknown one.
@@ -93,13 +99,12 @@ pub async fn verify(state: &Services, r: &str) -> ApiResult<Verification> {
             id: d.demarche,
         })
         .collect();
-    let fmt = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(crate::domain::time::format);
     Ok(Verification {
         status: status.as_str().to_owned(),
         demarches,
         organisation: VerifiedOrganisation { name: org.name },
-        activated_at: fmt(m.activated_at),
-        expires_at: fmt(m.expires_at),
-        revoked_at: fmt(m.revoked_at),
+        activated_at: m.activated_at,
+        expires_at: m.expires_at,
+        revoked_at: m.revoked_at,
     })
 }

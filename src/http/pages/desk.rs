@@ -58,8 +58,8 @@ impl From<&Mandate> for MandateLine {
             status_label: view::mandate_status_fr(&m.status),
             demarches: view::demarche_list_fr(&ids),
             duration: view::duration_fr(&m.duration),
-            created: view::date_fr(&m.created_at),
-            expires: view::opt_date_fr(m.expires_at.as_ref()),
+            created: view::date(m.created_at),
+            expires: view::opt_date(m.expires_at),
         }
     }
 }

@@ -237,9 +237,9 @@ async fn verify(
             p.status = v.status;
             p.organisation = v.organisation.name;
             p.demarches = v.demarches.into_iter().map(|d| d.title).collect();
-            p.activated = view::opt_date_fr(v.activated_at.as_ref());
-            p.expires = view::opt_date_fr(v.expires_at.as_ref());
-            p.revoked = view::opt_date_fr(v.revoked_at.as_ref());
+            p.activated = view::opt_date(v.activated_at);
+            p.expires = view::opt_date(v.expires_at);
+            p.revoked = view::opt_date(v.revoked_at);
             page(StatusCode::OK, &p)
         }
         Err(AppError::NotFound) => {

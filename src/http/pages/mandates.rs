@@ -352,7 +352,7 @@ async fn step3(
             attempts_left: consent.as_ref().map_or(0, |c| c.attempts_left),
             expires: consent
                 .as_ref()
-                .map(|c| view::datetime_fr(&c.expires_at))
+                .map(|c| view::datetime(c.expires_at))
                 .unwrap_or_default(),
             error,
             resent,
@@ -579,7 +579,7 @@ async fn mandate_page(
         .map(|d| DemarcheLine {
             title: view::demarche_title(&d.id),
             status_label: view::demarche_status_fr(&d.status),
-            revoked: view::opt_date_fr(d.revoked_at.as_ref()),
+            revoked: view::opt_date(d.revoked_at),
             reason: d.revoked_reason.as_deref().map_or("", view::reason_fr),
             checked: chosen.contains(&d.id),
             id: d.id.clone(),
@@ -600,10 +600,10 @@ async fn mandate_page(
             usager_name,
             status_label: view::mandate_status_fr(&m.status),
             duration_label: view::duration_fr(&m.duration),
-            created: view::datetime_fr(&m.created_at),
-            activated: view::opt_date_fr(m.activated_at.as_ref()),
-            expires: view::opt_date_fr(m.expires_at.as_ref()),
-            revoked: view::opt_date_fr(m.revoked_at.as_ref()),
+            created: view::datetime(m.created_at),
+            activated: view::opt_date(m.activated_at),
+            expires: view::opt_date(m.expires_at),
+            revoked: view::opt_date(m.revoked_at),
             verification_url: m.verification_url.clone(),
             demarches,
             timeline,

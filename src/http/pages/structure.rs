@@ -143,8 +143,7 @@ async fn render(state: &AppState, session: &Session, nav: Nav, x: Extra) -> Resp
                     pending: !m.active && m.last_login_at.is_none(),
                     last_login: m
                         .last_login_at
-                        .as_deref()
-                        .map(view::datetime_fr)
+                        .map(view::datetime)
                         .unwrap_or_else(|| "jamais".into()),
                 })
                 .collect(),
