@@ -122,10 +122,16 @@ macro_rules! impl_mandate_repos {
                 if let Some(u) = f.usager_id {
                     q.push(" AND usager_id = ").push_bind(u);
                 }
+                // The time bounds are written `NOT (expires_at <= …)`: a range SQLite would
+                // take `mandate_status_expiry` for and then sort every active mandate of the
+                // organisation by id; this way it walks `mandate_org_status_id` newest first
+                // and stops after the page (PostgreSQL plans both forms alike).
                 match f.status.as_deref() {
                     None => {}
                     Some("active") => {
-                        q.push(" AND status = 'active' AND expires_at > ").push_bind(f.now);
+                        q.push(" AND status = 'active' AND NOT (expires_at <= ")
+                            .push_bind(f.now)
+                            .push(")");
                     }
                     Some("expired") => {
                         q.push(" AND (status = 'expired' OR (status = 'active' AND expires_at <= ")
@@ -137,10 +143,11 @@ macro_rules! impl_mandate_repos {
                     }
                 }
                 if let Some(before) = f.expiring_before {
-                    q.push(" AND status = 'active' AND expires_at > ")
+                    q.push(" AND status = 'active' AND NOT (expires_at <= ")
                         .push_bind(f.now)
-                        .push(" AND expires_at <= ")
-                        .push_bind(before);
+                        .push(") AND NOT (expires_at > ")
+                        .push_bind(before)
+                        .push(")");
                 }
                 if let Some(id) = f.before_id {
                     q.push(" AND id < ").push_bind(id);
