@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cards;
 pub mod consent;
 pub mod directory;
+pub mod documents;
 pub mod factors;
 pub mod idempotency;
 pub mod keys;

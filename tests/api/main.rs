@@ -10,6 +10,7 @@ mod audit_dpo;
 mod audit_trail;
 mod cli;
 mod connections;
+mod documents;
 mod http_basics;
 mod join;
 mod keys;
