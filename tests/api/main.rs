@@ -22,6 +22,7 @@ mod mandates_rules;
 mod mandates_support;
 mod members;
 mod pages;
+mod public_pages;
 mod request_ids;
 mod retention;
 mod secrets_at_rest;

@@ -410,15 +410,29 @@ pub async fn public_consent(
         "refuse" => Decision::Refuse,
         _ => return Err(validation("decision", "Indiquez « accept » ou « refuse ».")),
     };
+    let status = answer_public(&state, ip, b.challenge_id, &b.code, decision, rid).await?;
+    Ok(Json(PublicConsentAnswer { status }))
+}
+
+/// The usager's answer through the API or the public page: the client's code failures are
+/// counted (4 per minute), then the public-consent use case runs.
+pub async fn answer_public(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    challenge: Uuid,
+    code: &str,
+    decision: Decision,
+    rid: Option<String>,
+) -> ApiResult<&'static str> {
     // Checks the client's failures and holds a place for this entry in one step.
     let entry = state.code_failures.begin(ip, state.clock.now())?;
-    let answer = consent::consent_public(&state, b.challenge_id, &b.code, decision, rid).await;
+    let answer = consent::consent_public(state, challenge, code, decision, rid).await;
     let failed = matches!(
         answer,
         Err(AppError::InvalidCode { .. } | AppError::ChallengeLocked | AppError::NotFound)
     );
     entry.finish(failed, state.clock.now());
-    Ok(Json(PublicConsentAnswer { status: answer? }))
+    answer
 }
 
 /// What anyone holding an attestation may check (no personal data); `404` for a forged or
