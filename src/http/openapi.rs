@@ -50,6 +50,7 @@ use crate::app::AppState;
         crate::http::routes::mandates::create,
         crate::http::routes::mandates::list,
         crate::http::routes::mandates::read,
+        crate::http::routes::usagers::access_report,
         crate::http::routes::mandates::attestation_pdf,
         crate::http::routes::mandates::revocation_pdf,
         crate::http::routes::mandates::consent_at_desk,

@@ -472,6 +472,55 @@ pub fn revocation(r: &Revocation) -> Result<Vec<u8>, PdfError> {
     w.finish()
 }
 
+/// Everything the usager's access report prints (lines already in French).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessReportDoc {
+    pub organisation: String,
+    pub usager_name: String,
+    pub usager_birthdate: String,
+    pub generated_at: String,
+    pub mandates: Vec<String>,
+    pub uses: Vec<String>,
+    pub reads: Vec<String>,
+}
+
+impl std::fmt::Debug for AccessReportDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AccessReportDoc([redacted])")
+    }
+}
+
+/// The usager's access report: mandates, their uses, the reads of the usager's data.
+pub fn access_report(r: &AccessReportDoc) -> Result<Vec<u8>, PdfError> {
+    let mut w = Writer::new("Relevé des accès")?;
+    w.para_at("Relevé des accès à vos données", 18.0, true, 0.0);
+    w.para(
+        &format!("Établi le {} par {}", r.generated_at, r.organisation),
+        10.0,
+    );
+    w.rule();
+    w.para(&format!("Nom : {}", r.usager_name), 11.0);
+    w.para(&format!("Date de naissance : {}", r.usager_birthdate), 11.0);
+    for (title, lines, empty) in [
+        ("Vos mandats", &r.mandates, "Aucun mandat."),
+        ("Ce qui a été fait avec vos mandats", &r.uses, "Rien."),
+        (
+            "Consultations de vos données",
+            &r.reads,
+            "Aucune consultation.",
+        ),
+    ] {
+        w.heading(title, 13.0);
+        if lines.is_empty() {
+            w.para(empty, 10.0);
+        }
+        for l in lines {
+            w.para_at(&format!("• {l}"), 9.5, false, 2.0);
+        }
+    }
+    w.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

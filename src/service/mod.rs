@@ -1,6 +1,7 @@
 //! Use cases. Each public function is one transaction: it reads, decides, writes the change
 //! and its audit events, and commits — or changes nothing.
 
+pub mod access_report;
 pub mod accounts;
 pub mod audit;
 pub mod cards;

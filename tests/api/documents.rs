@@ -236,3 +236,70 @@ async fn revocation_pdf_exists_only_after_a_revocation() {
     let other = desk(&app, None).await;
     assert_eq!(get_pdf(&other, &app, &path).await.0, 404);
 }
+
+#[tokio::test]
+async fn access_report_lists_mandates_uses_and_reads_and_prints() {
+    let app = TestApp::spawn().await;
+    let d = desk(&app, None).await;
+    let u = d.new_usager(&app, Some(PHONE)).await;
+    let m = d.active(&app, u, &["social"]).await;
+    let id = m["id"].as_str().unwrap();
+    let (s, _) = d.get(&app, &format!("/api/v1/usagers/{u}")).await;
+    assert_eq!(s, 200);
+    let path = format!("/api/v1/usagers/{u}/access-report");
+
+    let (s, r) = d.get(&app, &path).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["mandates"][0]["id"], id);
+    let uses: Vec<&str> = r["mandate_uses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(uses.contains(&"mandate.created") && uses.contains(&"mandate.activated"));
+    assert!(
+        r["mandate_uses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["mandate_id"] == id)
+    );
+    let reads = r["data_reads"].as_array().unwrap();
+    let read = reads.iter().find(|e| e["action"] == "usager.read").unwrap();
+    assert_eq!(read["actor_kind"], "aidant");
+    assert_eq!(read["organisation_id"], d.org.to_string());
+    assert_eq!(read["label"], "Fiche de l'usager consultée");
+    assert!(read["actor_id"].as_str().is_some() && read["at"].as_str().is_some());
+
+    // The report is itself a read: the next one lists it.
+    let (_, again) = d.get(&app, &path).await;
+    assert_eq!(
+        again["data_reads"].as_array().unwrap().len(),
+        reads.len() + 1
+    );
+
+    // Printed.
+    let (s, pdf) = get_pdf(&d, &app, &format!("{path}?format=pdf")).await;
+    assert_eq!(s, 200);
+    let text = pdf_text(&pdf);
+    for expected in [
+        "Relevé des accès à vos données",
+        &format!("{GIVEN} {FAMILY}"),
+        "09/03/1948",
+        "Vos mandats",
+        id,
+        "Consentement donné : mandat actif",
+        "Fiche de l'usager consultée",
+        "par aidant",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing from {text}");
+    }
+
+    // Bad format, another organisation, no session.
+    assert_eq!(d.get(&app, &format!("{path}?format=docx")).await.0, 422);
+    let other = desk(&app, None).await;
+    assert_eq!(other.get(&app, &path).await.0, 404);
+    let anonymous = app.new_client().get(app.url(&path)).send().await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+}
