@@ -10,8 +10,10 @@ use super::mandates::{Mandate, render_many};
 use super::pii::open_usager;
 use super::usagers::{Caller, visible_row};
 use crate::audit::{self, Details, NewEvent};
+use crate::domain::wording::{
+    action_fr, birthdate_fr, date_fr, datetime_fr, duration_fr, mandate_status_fr,
+};
 use crate::error::{ApiResult, AppError};
-use crate::http::pages::view::{action_fr, date_fr, datetime_fr, duration_fr, mandate_status_fr};
 use crate::service::Services;
 use crate::store::{AuditFilter, MandateFilter};
 
@@ -125,11 +127,7 @@ pub async fn build(state: &Services, caller: &Caller, id: Uuid) -> ApiResult<Rep
             data_reads: reads,
         },
         usager_name: format!("{} {}", *plain.given_name, *plain.family_name),
-        usager_birthdate: chrono::NaiveDate::parse_from_str(&plain.birthdate, "%Y-%m-%d")
-            .map_or_else(
-                |_| plain.birthdate.to_string(),
-                |d| d.format("%d/%m/%Y").to_string(),
-            ),
+        usager_birthdate: birthdate_fr(&plain.birthdate),
         organisation_name: org.name,
     })
 }

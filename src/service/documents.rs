@@ -12,8 +12,10 @@ use super::usagers::Caller;
 use crate::audit::{self, Details, NewEvent};
 use crate::domain::demarche::catalogue;
 use crate::domain::terms::Terms;
+use crate::domain::wording::{
+    birthdate_fr, date_fr, datetime_fr, duration_fr, mandate_status_fr, reason_fr,
+};
 use crate::error::{ApiResult, AppError};
-use crate::http::pages::view::{date_fr, datetime_fr, duration_fr, mandate_status_fr, reason_fr};
 use crate::pdf::{self, DemarcheText, OrganisationText};
 use crate::service::Services;
 use crate::store::{MandateRow, Tx};
@@ -49,12 +51,6 @@ fn title(id: &str) -> String {
         .iter()
         .find(|c| c.id == id)
         .map_or_else(|| id.to_owned(), |c| c.title.clone())
-}
-
-fn birthdate_fr(iso: &str) -> String {
-    chrono::NaiveDate::parse_from_str(iso, "%Y-%m-%d")
-        .map(|d| d.format("%d/%m/%Y").to_string())
-        .unwrap_or_else(|_| iso.to_owned())
 }
 
 async fn audit_print(
