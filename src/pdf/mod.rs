@@ -15,7 +15,7 @@ const BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
 
 const PAGE_W: f32 = 210.0;
 const PAGE_H: f32 = 297.0;
-const MARGIN: f32 = 18.0;
+const MARGIN: f32 = 16.0;
 const PT_TO_MM: f32 = 25.4 / 72.0;
 
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +263,7 @@ impl Writer {
 
     /// Two signature boxes side by side, each with its caption above.
     fn signature_boxes(&mut self, left: &str, right: &str) {
-        let height = 32.0;
+        let height = 26.0;
         let lh = Self::line_height(10.0);
         self.ensure(height + 2.0 * lh + 4.0);
         let width = (PAGE_W - 2.0 * MARGIN - 8.0) / 2.0;
@@ -299,7 +299,7 @@ impl Writer {
 
     /// The verification block: the QR code on the left, the explanation on the right.
     fn verification(&mut self, url: &str) -> Result<(), PdfError> {
-        let size = 42.0;
+        let size = 36.0;
         self.gap(4.0);
         self.ensure(size + 4.0);
         let top = self.y;
