@@ -161,6 +161,9 @@ pub enum Details {
     MandateExpired {},
     #[serde(rename = "mandate.renewed")]
     MandateRenewed { new_mandate: String },
+    /// A printable document of a mandate was produced (`attestation` or `revocation`).
+    #[serde(rename = "mandate.attestation_printed")]
+    MandateAttestationPrinted { document: String },
     #[serde(rename = "sms.reply_ignored")]
     SmsReplyIgnored { matched: bool },
     /// An outgoing SMS given up after its last delivery attempt (never the number or text).

@@ -11,6 +11,7 @@ pub mod terms;
 pub mod text;
 pub mod time;
 pub mod usager;
+pub mod wording;
 
 /// A validation failure on one input field; the message is French and safe to show.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]

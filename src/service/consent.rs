@@ -550,3 +550,68 @@ pub async fn resend(state: &Services, caller: &Caller, mandate: Uuid) -> ApiResu
     state.sms.notify();
     Ok(())
 }
+
+/// One démarche of the terms shown on the public consent page.
+#[derive(Debug, Clone)]
+pub struct PublicDemarche {
+    pub title: String,
+    pub description: String,
+    pub warning: Option<String>,
+}
+
+/// What the usager holding the SMS link sees before answering: the organisation, the
+/// démarches and the duration — nothing personal (the link may be forwarded).
+#[derive(Debug, Clone)]
+pub struct PublicTerms {
+    pub organisation: String,
+    pub demarches: Vec<PublicDemarche>,
+    pub duration: String,
+    /// Whether the challenge still takes an answer (open, current, not lapsed).
+    pub open: bool,
+    pub mandate_status: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub attempts_left: i64,
+}
+
+/// The terms behind a challenge, for the public consent page; `404` for an unknown one.
+pub async fn public_terms(state: &Services, challenge: Uuid) -> ApiResult<PublicTerms> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin_read().await?;
+    let ch = tx
+        .get_challenge(challenge)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let m = tx
+        .get_mandate(ch.mandate_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let org = tx
+        .get_organisation(m.organisation_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let current = tx.current_challenge(m.id).await?.map(|c| c.id) == Some(ch.id);
+    let demarches = tx
+        .mandate_demarches(m.id)
+        .await?
+        .into_iter()
+        .map(|d| {
+            let c = crate::domain::demarche::catalogue()
+                .iter()
+                .find(|c| c.id == d.demarche);
+            PublicDemarche {
+                title: c.map_or_else(|| d.demarche.clone(), |c| c.title.clone()),
+                description: c.map(|c| c.description.clone()).unwrap_or_default(),
+                warning: c.and_then(|c| c.warning.clone()),
+            }
+        })
+        .collect();
+    Ok(PublicTerms {
+        organisation: org.name,
+        demarches,
+        duration: m.duration.clone(),
+        open: current && ch.status == "open" && now < ch.expires_at,
+        mandate_status: m.status.clone(),
+        expires_at: ch.expires_at,
+        attempts_left: (MAX_ATTEMPTS - ch.attempts).max(0),
+    })
+}

@@ -1,11 +1,13 @@
 //! Use cases. Each public function is one transaction: it reads, decides, writes the change
 //! and its audit events, and commits — or changes nothing.
 
+pub mod access_report;
 pub mod accounts;
 pub mod audit;
 pub mod cards;
 pub mod consent;
 pub mod directory;
+pub mod documents;
 pub mod factors;
 pub mod idempotency;
 pub mod keys;

@@ -8,6 +8,7 @@
 mod common;
 
 mod browser;
+mod consent;
 
 use browser::Browser;
 use common::{Account, TestApp};

@@ -232,6 +232,7 @@ async fn verify(
                 "expired" => "Expirée",
                 "revoked" => "Révoquée",
                 "pending_consent" => "Pas encore valide (consentement attendu)",
+                "refused" => "Non valide : l'usager a refusé le mandat",
                 _ => "Non valide",
             };
             p.status = v.status;

@@ -6,6 +6,7 @@
 //! applies to every `POST` too.
 
 pub mod admin;
+pub mod consent;
 pub mod csrf;
 pub mod desk;
 pub mod dpo;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .merge(structure::router())
         .merge(dpo::router())
         .merge(admin::router())
+        .merge(consent::router())
 }
 
 fn asset(body: &'static str, ctype: &'static str) -> Response {

@@ -164,6 +164,7 @@ pub fn action_fr(action: &str) -> String {
         "mandate.demarche_revoked" => "Démarche(s) révoquée(s)".into(),
         "mandate.renewed" => "Mandat renouvelé".into(),
         "mandate.expired" => "Mandat expiré".into(),
+        "mandate.attestation_printed" => "Document du mandat imprimé".into(),
         "mandate.replaced" => "Remplacé par un nouveau mandat".into(),
         "mandate.consent_sent" => "Code de consentement envoyé".into(),
         "mandate.consent_failed" => "Code erroné saisi".into(),

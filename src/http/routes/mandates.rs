@@ -19,6 +19,7 @@ use crate::http::auth::{ClientIp, Session};
 use crate::http::extract::{ApiJson, RequestId};
 use crate::http::ratelimit::Limit;
 use crate::service::consent::{self, Decision};
+use crate::service::documents;
 use crate::service::mandates::{self, ListQuery, Mandate, NewMandate, validation};
 use crate::service::usagers::Caller;
 use crate::service::verification::{self, Verification};
@@ -27,6 +28,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/mandates", post(create).get(list))
         .route("/api/v1/mandates/{id}", get(read))
+        .route(
+            "/api/v1/mandates/{id}/attestation.pdf",
+            get(attestation_pdf),
+        )
+        .route("/api/v1/mandates/{id}/revocation.pdf", get(revocation_pdf))
         .route("/api/v1/mandates/{id}/consent", post(consent_at_desk))
         .route("/api/v1/mandates/{id}/consent/resend", post(resend))
         .route("/api/v1/mandates/{id}/revoke", post(revoke))
@@ -213,6 +219,56 @@ pub async fn read(
     Ok(Json(mandates::get(&state, &caller, id).await?))
 }
 
+fn pdf_response(bytes: Vec<u8>, name: &str) -> Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{name}.pdf\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// The printable attestation (A4 PDF): terms, signature boxes, the printed code while the
+/// challenge is open, the verification QR code. Each print is audited.
+#[utoipa::path(get, path = "/api/v1/mandates/{id}/attestation.pdf", tag = "mandates", params(("id" = Uuid, Path)), responses(
+    (status = 200, content_type = "application/pdf", body = Vec<u8>),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+pub async fn attestation_pdf(
+    State(state): State<AppState>,
+    session: Session,
+    RequestId(rid): RequestId,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Response> {
+    let caller = caller_on(&state, &session, id, Action::MandateRead, rid).await?;
+    let bytes = documents::attestation(&state, &caller, id).await?;
+    Ok(pdf_response(bytes, &format!("attestation-{}", id.simple())))
+}
+
+/// The printable revocation notice (A4 PDF); `404` before any revocation.
+#[utoipa::path(get, path = "/api/v1/mandates/{id}/revocation.pdf", tag = "mandates", params(("id" = Uuid, Path)), responses(
+    (status = 200, content_type = "application/pdf", body = Vec<u8>),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+pub async fn revocation_pdf(
+    State(state): State<AppState>,
+    session: Session,
+    RequestId(rid): RequestId,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Response> {
+    let caller = caller_on(&state, &session, id, Action::MandateRead, rid).await?;
+    let bytes = documents::revocation(&state, &caller, id).await?;
+    Ok(pdf_response(bytes, &format!("revocation-{}", id.simple())))
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentBody {
@@ -354,15 +410,29 @@ pub async fn public_consent(
         "refuse" => Decision::Refuse,
         _ => return Err(validation("decision", "Indiquez « accept » ou « refuse ».")),
     };
+    let status = answer_public(&state, ip, b.challenge_id, &b.code, decision, rid).await?;
+    Ok(Json(PublicConsentAnswer { status }))
+}
+
+/// The usager's answer through the API or the public page: the client's code failures are
+/// counted (4 per minute), then the public-consent use case runs.
+pub async fn answer_public(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    challenge: Uuid,
+    code: &str,
+    decision: Decision,
+    rid: Option<String>,
+) -> ApiResult<&'static str> {
     // Checks the client's failures and holds a place for this entry in one step.
     let entry = state.code_failures.begin(ip, state.clock.now())?;
-    let answer = consent::consent_public(&state, b.challenge_id, &b.code, decision, rid).await;
+    let answer = consent::consent_public(state, challenge, code, decision, rid).await;
     let failed = matches!(
         answer,
         Err(AppError::InvalidCode { .. } | AppError::ChallengeLocked | AppError::NotFound)
     );
     entry.finish(failed, state.clock.now());
-    Ok(Json(PublicConsentAnswer { status: answer? }))
+    answer
 }
 
 /// What anyone holding an attestation may check (no personal data); `404` for a forged or

@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/usagers", post(create).get(search))
         .route("/api/v1/usagers/{id}", get(read).delete(erase))
+        .route("/api/v1/usagers/{id}/access-report", get(access_report))
 }
 
 /// The caller acting for their current organisation, authorised for `action` on it.
@@ -179,8 +180,20 @@ pub async fn read(
             usagers::read_archived(&state, &session.principal(), &ctx, id).await?,
         ));
     }
+    let caller = reader(&state, &session, id, rid).await?;
+    Ok(Json(usagers::get(&state, &caller, id).await?))
+}
+
+/// The caller reading a usager linked to their current organisation (`404` otherwise),
+/// after the policy decision.
+async fn reader(
+    state: &AppState,
+    session: &Session,
+    id: Uuid,
+    rid: Option<String>,
+) -> ApiResult<Caller> {
     let org = session.acting_organisation(None)?;
-    let facts = usagers::links(&state, id).await?;
+    let facts = usagers::links(state, id).await?;
     if !facts.linked.contains(&org) {
         return Err(AppError::NotFound);
     }
@@ -204,12 +217,65 @@ pub async fn read(
                 AppError::from(e)
             }
         })?;
-    let caller = Caller {
+    Ok(Caller {
         aidant_id: session.aidant_id,
         organisation_id: org,
         request_id: rid,
+    })
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// `json` (default) or `pdf`.
+    format: Option<String>,
+}
+
+/// The usager's access report: mandates with the current organisation, every use made of
+/// them and every read of the usager's data (who, what, when); audited as a read.
+#[utoipa::path(get, path = "/api/v1/usagers/{id}/access-report", tag = "usagers", params(("id" = Uuid, Path), ReportParams), responses(
+    (status = 200, body = crate::service::access_report::AccessReport),
+    (status = 200, content_type = "application/pdf", body = Vec<u8>),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+))]
+pub async fn access_report(
+    State(state): State<AppState>,
+    session: Session,
+    RequestId(rid): RequestId,
+    Path(id): Path<Uuid>,
+    Query(p): Query<ReportParams>,
+) -> ApiResult<Response> {
+    let pdf = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("pdf") => true,
+        Some(_) => {
+            return Err(crate::service::mandates::validation(
+                "format",
+                "Format inconnu : json ou pdf.",
+            ));
+        }
     };
-    Ok(Json(usagers::get(&state, &caller, id).await?))
+    let caller = reader(&state, &session, id, rid).await?;
+    let report = crate::service::access_report::build(&state, &caller, id).await?;
+    if !pdf {
+        return Ok(Json(report.report).into_response());
+    }
+    let bytes = crate::service::access_report::pdf(&report)?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/pdf".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"acces-{}.pdf\"", id.simple()),
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// Erase a usager (DPO): `204`, or `409` while a mandate is active or retention applies.
