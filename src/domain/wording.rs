@@ -3,21 +3,27 @@
 
 use chrono::{DateTime, Utc};
 
-/// `23/11/2026` from an RFC 3339 time (UTC).
-pub fn date_fr(rfc3339: &str) -> String {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| t.with_timezone(&Utc).format("%d/%m/%Y").to_string())
-        .unwrap_or_default()
+/// `23/11/2026` (UTC: Paris time is not assumed).
+pub fn date(t: DateTime<Utc>) -> String {
+    t.format("%d/%m/%Y").to_string()
 }
 
 /// `23/11/2026 à 09:30 UTC`.
+pub fn datetime(t: DateTime<Utc>) -> String {
+    t.format("%d/%m/%Y à %H:%M UTC").to_string()
+}
+
+/// [`date`] of an RFC 3339 text (an audit event's `ts`); empty when it is not one.
+pub fn date_fr(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| date(t.with_timezone(&Utc)))
+        .unwrap_or_default()
+}
+
+/// [`datetime`] of an RFC 3339 text (an audit event's `ts`).
 pub fn datetime_fr(rfc3339: &str) -> String {
     DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| {
-            t.with_timezone(&Utc)
-                .format("%d/%m/%Y à %H:%M UTC")
-                .to_string()
-        })
+        .map(|t| datetime(t.with_timezone(&Utc)))
         .unwrap_or_default()
 }
 

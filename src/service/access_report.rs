@@ -11,7 +11,7 @@ use super::pii::open_usager;
 use super::usagers::{Caller, visible_row};
 use crate::audit::{self, Details, NewEvent};
 use crate::domain::wording::{
-    action_fr, birthdate_fr, date_fr, datetime_fr, duration_fr, mandate_status_fr,
+    action_fr, birthdate_fr, date, datetime_fr, duration_fr, mandate_status_fr,
 };
 use crate::error::{ApiResult, AppError};
 use crate::service::Services;
@@ -171,10 +171,9 @@ pub fn pdf(r: &Report) -> ApiResult<Vec<u8>> {
                     m.id,
                     mandate_status_fr(&m.status),
                     duration_fr(&m.duration),
-                    date_fr(&m.created_at),
+                    date(m.created_at),
                     m.expires_at
-                        .as_deref()
-                        .map(|e| format!(", fin le {}", date_fr(e)))
+                        .map(|e| format!(", fin le {}", date(e)))
                         .unwrap_or_default()
                 )
             })

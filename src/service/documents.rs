@@ -13,7 +13,7 @@ use crate::audit::{self, Details, NewEvent};
 use crate::domain::demarche::catalogue;
 use crate::domain::terms::Terms;
 use crate::domain::wording::{
-    birthdate_fr, date_fr, datetime_fr, duration_fr, mandate_status_fr, reason_fr,
+    birthdate_fr, date, datetime_fr, duration_fr, mandate_status_fr, reason_fr,
 };
 use crate::error::{ApiResult, AppError};
 use crate::pdf::{self, DemarcheText, OrganisationText};
@@ -110,9 +110,9 @@ pub async fn attestation(state: &Services, caller: &Caller, id: Uuid) -> ApiResu
             .collect(),
         duration: duration_fr(&terms.duration.name).to_owned(),
         status: mandate_status_fr(&view.status).to_owned(),
-        created_at: date_fr(&view.created_at),
-        activated_at: view.activated_at.as_deref().map(date_fr),
-        expires_at: view.expires_at.as_deref().map(date_fr),
+        created_at: date(view.created_at),
+        activated_at: view.activated_at.map(date),
+        expires_at: view.expires_at.map(date),
         printed_code: code,
         terms_hash: m.terms_hash.clone(),
         verification_url: view.verification_url,

@@ -6,7 +6,11 @@ use crate::common::{self, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usager_consents_from_the_sms_link_on_a_phone() {
-    let app = TestApp::spawn().await;
+    // The browser's `Origin` is the listen address: it must be the service's public URL.
+    let app = TestApp::builder()
+        .public_url_is_listen_address()
+        .spawn()
+        .await;
     let org = app.org("France Services de Melun").await;
     let aidant = app.member("camille@melun.example", org, "aidant").await;
     let desk = app.login(&aidant).await;

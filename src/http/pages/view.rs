@@ -4,32 +4,10 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::demarche::catalogue;
 
-/// `23/11/2026` (UTC: Paris time is not assumed).
-pub fn date(t: DateTime<Utc>) -> String {
-    t.format("%d/%m/%Y").to_string()
-}
-
-/// `23/11/2026 à 09:30 UTC`.
-pub fn datetime(t: DateTime<Utc>) -> String {
-    t.format("%d/%m/%Y à %H:%M UTC").to_string()
-}
+pub use crate::domain::wording::{date, date_fr, datetime, datetime_fr};
 
 pub fn opt_date(t: Option<DateTime<Utc>>) -> String {
     t.map(date).unwrap_or_default()
-}
-
-/// [`date`] of an RFC 3339 text (an audit event's `ts`); empty when it is not one.
-pub fn date_fr(rfc3339: &str) -> String {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| date(t.with_timezone(&Utc)))
-        .unwrap_or_default()
-}
-
-/// [`datetime`] of an RFC 3339 text (an audit event's `ts`).
-pub fn datetime_fr(rfc3339: &str) -> String {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| datetime(t.with_timezone(&Utc)))
-        .unwrap_or_default()
 }
 
 /// A wait in words: `45 secondes`, `15 minutes`, `1 heure`.
