@@ -4,6 +4,7 @@
 //! [`delivery`] sends them after the commit.
 
 pub mod delivery;
+pub mod http;
 pub mod inbound;
 mod outbox;
 
@@ -76,15 +77,15 @@ pub trait SmsSender: Send + Sync + 'static {
     async fn send(&self, msg: &SmsMessage) -> Result<(), SmsError>;
 }
 
-/// A sender for providers this build cannot reach: every send fails (each message is
-/// retried, then given up and audited as `sms.failed`; the printed channel still works).
+/// A sender that cannot send (the HTTP client could not be built): every message fails and
+/// is retried, then audited as `sms.failed`; the printed channel still works.
 pub struct UnavailableSender;
 
 #[async_trait]
 impl SmsSender for UnavailableSender {
     async fn send(&self, _msg: &SmsMessage) -> Result<(), SmsError> {
         Err(SmsError::Unavailable(anyhow::anyhow!(
-            "the HTTP SMS provider is not available in this build"
+            "the HTTP SMS client could not be built"
         )))
     }
 }
@@ -93,7 +94,13 @@ impl SmsSender for UnavailableSender {
 pub fn from_config(provider: &SmsProvider) -> std::sync::Arc<dyn SmsSender> {
     match provider {
         SmsProvider::Outbox { path } => std::sync::Arc::new(OutboxSender::new(path.clone())),
-        SmsProvider::Http { .. } => std::sync::Arc::new(UnavailableSender),
+        SmsProvider::Http { url, token } => match http::HttpSender::new(url, token.clone()) {
+            Ok(s) => std::sync::Arc::new(s),
+            Err(e) => {
+                tracing::error!(error = %e.without_url(), "cannot build the HTTP SMS client");
+                std::sync::Arc::new(UnavailableSender)
+            }
+        },
     }
 }
 

@@ -409,3 +409,102 @@ async fn two_instances_deliver_each_message_exactly_once() {
         16
     );
 }
+
+/// A local stand-in for an SMS provider: records each request (authorization header and
+/// JSON body) and answers `503` to the first one, `200` afterwards.
+async fn stub_provider() -> (
+    String,
+    Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+) {
+    use axum::http::{HeaderMap, StatusCode};
+    let seen: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+    let log = seen.clone();
+    let router = axum::Router::new().route(
+        "/send",
+        axum::routing::post(
+            move |headers: HeaderMap, axum::Json(body): axum::Json<serde_json::Value>| {
+                let log = log.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    let mut l = log.lock().unwrap();
+                    l.push((auth, body));
+                    if l.len() == 1 {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}/send"), seen)
+}
+
+#[tokio::test]
+async fn the_http_provider_gets_both_messages_with_its_token_and_a_5xx_is_retried() {
+    let (url, seen) = stub_provider().await;
+    let app = TestApp::builder()
+        .with_config(move |c| {
+            c.sms = SmsProvider::Http {
+                url,
+                token: secrecy::SecretString::from("jeton-du-fournisseur".to_owned()),
+            };
+        })
+        .spawn()
+        .await;
+    let c = caller(&app, None).await;
+    let u = usager(&app, &c, Some(PHONE)).await;
+    let m = try_mandate(&app, &c, u, &["social"], ConsentChannel::Sms)
+        .await
+        .expect("created");
+    // The first attempt of the recap gets a 503: it stays pending and is retried.
+    wait_attempts(&app, "recap", 1).await;
+    assert_eq!(app.count("sms_outbox WHERE status = 'pending'").await, 2);
+    app.clock.advance(backoff(1));
+    wait_until("both messages delivered", || async {
+        app.state.sms.notify();
+        app.count("sms_outbox WHERE status = 'sent'").await == 2
+    })
+    .await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "503, then the recap again, then the code");
+    for (auth, body) in &seen {
+        assert_eq!(auth, "Bearer jeton-du-fournisseur");
+        assert_eq!(body["to"], PHONE_E164);
+        assert_eq!(
+            body["reference"],
+            m.consent.as_ref().unwrap().challenge_id.to_string()
+        );
+    }
+    assert_eq!(seen[0].1["body"], seen[1].1["body"], "the recap again");
+    assert!(
+        seen[1].1["body"]
+            .as_str()
+            .unwrap()
+            .contains("Conditions complètes")
+    );
+    let code = seen[2].1["body"].as_str().unwrap();
+    assert!(code.contains("Votre code d'accord"));
+    // The code the provider carried activates the mandate.
+    let digits: String = code
+        .split("code d'accord pour le mandat : ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert_eq!(digits.len(), 6);
+    let active = consent::consent_at_desk(&app.state, &c, m.id, &digits)
+        .await
+        .unwrap();
+    assert_eq!(active.status, "active");
+    let events = app.audit_events().await;
+    assert!(events.iter().all(|e| e["action"] != "sms.failed"));
+}
