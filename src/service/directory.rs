@@ -1,15 +1,15 @@
 //! The list of organisations, for administrators.
 
+use super::Services;
 use super::organisations::Organisation;
-use crate::app::AppState;
+use super::session::Session;
 use crate::authz::{Action, Facts, Resource};
 use crate::error::{ApiResult, AppError};
-use crate::http::auth::Session;
 
 /// Organisations by name (at most `limit`), each one authorized for reading; only an
 /// administrator reads organisations they are not a member of, so others get `403`.
 pub async fn list_organisations(
-    state: &AppState,
+    state: &Services,
     session: &Session,
     limit: i64,
 ) -> ApiResult<Vec<Organisation>> {
