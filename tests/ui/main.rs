@@ -320,7 +320,7 @@ async fn desk_journeys_in_chromium() {
         )))
         .await
         .unwrap()
-        .send_keys("claude@provins.example")
+        .send_keys("sacha@provins.example")
         .await
         .unwrap();
     b.client
@@ -329,7 +329,7 @@ async fn desk_journeys_in_chromium() {
         )))
         .await
         .unwrap()
-        .send_keys("Claude Petit")
+        .send_keys("Sacha Petit")
         .await
         .unwrap();
     b.check("admin-organisation").await;
@@ -351,7 +351,7 @@ async fn desk_journeys_in_chromium() {
     b.wait_h1("Administration").await;
     assert!(b.text("#handover-link").await.contains("/invitation/"));
     assert!(
-        b.body().await.contains("Claude Petit"),
+        b.body().await.contains("Sacha Petit"),
         "the référent is listed"
     );
     b.check("admin-referent").await;
