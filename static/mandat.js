@@ -13,6 +13,11 @@
           if (!s) { return; }
           if (s.status !== "pending_consent") { window.location.assign(done); return; }
           live.textContent = s.label;
+          var notice = document.getElementById("sms-notice");
+          if (notice) {
+            notice.hidden = !s.sms;
+            notice.firstElementChild.textContent = s.sms || "";
+          }
           window.setTimeout(poll, 4000);
         })
         .catch(function () { window.setTimeout(poll, 8000); });

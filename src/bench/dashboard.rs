@@ -127,11 +127,7 @@ impl Scenario for Dashboard {
         )
         .await
         .map_err(|e| anyhow::anyhow!("user create: {e}"))?;
-        let caller = Caller {
-            aidant_id: created.id,
-            organisation_id: org,
-            request_id: None,
-        };
+        let caller = Caller::member(created.id, org);
         let mut seeders = Vec::new();
         for s in 0..SEEDERS as u64 {
             let state = state.clone();

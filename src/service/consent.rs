@@ -489,6 +489,56 @@ pub(super) async fn open_printed_code(
     Ok(ConsentCode::normalise(ConsentChannel::Print, &plain).map(|c| c.display()))
 }
 
+/// How the messages of a mandate's current SMS challenge are getting to the usager's phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsDelivery {
+    /// Not sent yet (first attempt under way or waiting for the worker).
+    Waiting,
+    /// Every message was accepted by the provider.
+    Sent,
+    /// An attempt failed; the outbox tries again later (backoff).
+    Retrying,
+    /// The provider refused every attempt: the usager will not get this code.
+    Failed,
+}
+
+impl SmsDelivery {
+    /// Of the `(status, attempts, claimed_until)` of a challenge's messages.
+    pub fn of(messages: &[(String, i64, Option<chrono::DateTime<Utc>>)]) -> Self {
+        if messages.iter().any(|(s, _, _)| s == "failed") {
+            Self::Failed
+        } else if messages
+            .iter()
+            .any(|(s, n, claimed)| s == "pending" && *n > 0 && claimed.is_none())
+        {
+            Self::Retrying
+        } else if !messages.is_empty() && messages.iter().all(|(s, _, _)| s == "sent") {
+            Self::Sent
+        } else {
+            Self::Waiting
+        }
+    }
+}
+
+/// The delivery of the current challenge's SMS of a mandate of the caller's organisation;
+/// `None` for a printed-code mandate or when there is no challenge.
+pub async fn sms_delivery(
+    state: &Services,
+    caller: &Caller,
+    mandate: Uuid,
+) -> ApiResult<Option<SmsDelivery>> {
+    let mut tx = state.store.begin_read().await?;
+    let m = own_mandate(tx.as_mut(), caller.organisation_id, mandate).await?;
+    if m.consent_channel != ConsentChannel::Sms.as_str() {
+        return Ok(None);
+    }
+    let Some(ch) = tx.current_challenge(m.id).await? else {
+        return Ok(None);
+    };
+    let messages = tx.sms_of_challenge(ch.id).await?;
+    Ok(Some(SmsDelivery::of(&messages)))
+}
+
 /// A new SMS challenge (the previous one is void); at most [`MAX_RESENDS`] per mandate.
 pub async fn resend(state: &Services, caller: &Caller, mandate: Uuid) -> ApiResult<()> {
     let now = state.clock.now();
@@ -614,4 +664,34 @@ pub async fn public_terms(state: &Services, challenge: Uuid) -> ApiResult<Public
         expires_at: ch.expires_at,
         attempts_left: (MAX_ATTEMPTS - ch.attempts).max(0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SmsDelivery;
+
+    #[test]
+    fn sms_delivery_reads_the_outbox_states() {
+        let t = Some(chrono::Utc::now());
+        let m = |s: &str, n: i64, c| (s.to_owned(), n, c);
+        assert_eq!(SmsDelivery::of(&[]), SmsDelivery::Waiting);
+        assert_eq!(
+            SmsDelivery::of(&[m("pending", 0, None)]),
+            SmsDelivery::Waiting
+        );
+        // The first attempt in flight (claimed) is not a retry yet.
+        assert_eq!(SmsDelivery::of(&[m("pending", 1, t)]), SmsDelivery::Waiting);
+        assert_eq!(
+            SmsDelivery::of(&[m("sent", 1, None), m("pending", 1, None)]),
+            SmsDelivery::Retrying
+        );
+        assert_eq!(
+            SmsDelivery::of(&[m("sent", 1, None), m("sent", 2, None)]),
+            SmsDelivery::Sent
+        );
+        assert_eq!(
+            SmsDelivery::of(&[m("failed", 5, None), m("pending", 0, None)]),
+            SmsDelivery::Failed
+        );
+    }
 }

@@ -25,6 +25,8 @@ pub mod verification;
 
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use crate::audit::Actor;
 use crate::audit::checkpointer::Checkpointer;
 use crate::audit::sequencer::Sequencer;
@@ -61,6 +63,54 @@ impl Services {
         tx.commit().await?;
         self.sequencer.notify();
         Ok(())
+    }
+}
+
+/// An aidant acting for one organisation: who (the principal the policies see), for which
+/// organisation, in which request. Organisation-scoped use cases take it and authorize
+/// themselves with `s.authz` as their first step.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub aidant_id: Uuid,
+    pub organisation_id: Uuid,
+    pub principal: crate::authz::Principal,
+    pub request_id: Option<String>,
+}
+
+impl Caller {
+    /// The session acting for `organisation` (a membership of the session, checked by
+    /// [`session::Session::acting_organisation`]).
+    pub fn new(session: &session::Session, organisation: Uuid, request_id: Option<String>) -> Self {
+        Self {
+            aidant_id: session.aidant_id,
+            organisation_id: organisation,
+            principal: session.principal(),
+            request_id,
+        }
+    }
+
+    /// A plain member (aidant role) of `organisation` who has just given a second factor:
+    /// for the command line, benchmarks and fixtures, which act without an HTTP session.
+    pub fn member(aidant: Uuid, organisation: Uuid) -> Self {
+        Self {
+            aidant_id: aidant,
+            organisation_id: organisation,
+            principal: crate::authz::Principal {
+                id: aidant,
+                active: true,
+                is_admin: false,
+                is_dpo: false,
+                member_of: vec![organisation],
+                referent_of: vec![],
+                fresh_factor_age: 0,
+                step_up_age: None,
+            },
+            request_id: None,
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::aidant(self.aidant_id)
     }
 }
 

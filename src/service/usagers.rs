@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::idempotency::{self, IdemKey, Replayable};
 use super::pii::{open_usager, seal_usager};
-use crate::audit::{self, Actor, Details, NewEvent};
+use crate::audit::{self, Details, NewEvent};
 use crate::crypto::Purpose;
 use crate::domain::FieldError;
 use crate::domain::mandate::{MandateStatus, erasure_allowed};
@@ -19,19 +19,7 @@ use crate::store::{MandateRow, Tx, UsagerRow};
 /// Version of the blind-index key used for new entries and searches.
 pub const INDEX_KEY_VERSION: u32 = 1;
 
-/// An aidant acting for one organisation (already authorised by the caller).
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub aidant_id: Uuid,
-    pub organisation_id: Uuid,
-    pub request_id: Option<String>,
-}
-
-impl Caller {
-    pub fn actor(&self) -> Actor {
-        Actor::aidant(self.aidant_id)
-    }
-}
+pub use super::Caller;
 
 /// The API shape of a usager.
 #[derive(Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]

@@ -61,6 +61,11 @@ pub trait SmsOutboxRepo {
         attempts: i64,
         next: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+    /// `(status, attempts, claimed_until)` of each message of a challenge, in sending order.
+    async fn sms_of_challenge(
+        &mut self,
+        challenge: Uuid,
+    ) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>, StoreError>;
     /// Forgets the messages that ended before `before`; returns how many.
     async fn prune_sms(&mut self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }

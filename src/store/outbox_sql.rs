@@ -109,6 +109,21 @@ macro_rules! impl_outbox_repo {
                 Ok(r.rows_affected() == 1)
             }
 
+            async fn sms_of_challenge(
+                &mut self,
+                challenge: uuid::Uuid,
+            ) -> Result<
+                Vec<(String, i64, Option<chrono::DateTime<chrono::Utc>>)>,
+                $crate::store::StoreError,
+            > {
+                Ok($db::query_as(
+                    "SELECT status, attempts, claimed_until FROM sms_outbox WHERE challenge_id = $1 ORDER BY seq",
+                )
+                .bind(challenge)
+                .fetch_all(&mut *self.0)
+                .await?)
+            }
+
             async fn prune_sms(
                 &mut self,
                 before: chrono::DateTime<chrono::Utc>,

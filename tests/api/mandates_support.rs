@@ -38,11 +38,7 @@ pub async fn caller(app: &TestApp, allowed: Option<&[&str]>) -> Caller {
     )
     .await
     .unwrap();
-    Caller {
-        aidant_id: Uuid::now_v7(),
-        organisation_id: org.id,
-        request_id: None,
-    }
+    Caller::member(Uuid::now_v7(), org.id)
 }
 
 pub fn today(app: &TestApp) -> chrono::NaiveDate {

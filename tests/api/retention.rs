@@ -337,11 +337,7 @@ async fn an_archived_identity_is_hidden_from_its_organisation_and_read_by_the_dp
     let org = app.org("France Services Arras").await;
     let aidant = app.member("aidant@exemple.fr", org, "aidant").await;
     let dpo = app.platform("dpo@exemple.fr", "dpo").await;
-    let c = mandat::service::usagers::Caller {
-        aidant_id: aidant.id,
-        organisation_id: org,
-        request_id: None,
-    };
+    let c = mandat::service::usagers::Caller::member(aidant.id, org);
     // Four years ago: a usager whose mandate was consented, then revoked.
     app.clock.advance(Days::days(-4 * 365));
     let u_old = usager(&app, &c, None).await;

@@ -137,6 +137,14 @@ async fn a_failing_provider_is_retried_with_backoff_then_given_up_and_audited() 
     let challenge = m["consent"]["challenge_id"].as_str().unwrap().to_owned();
 
     wait_attempts(&app, "recap", 1).await;
+    // The aidant's page is told the SMS is being retried, in French, and keeps the mandate.
+    wait_until("the retry is shown to the aidant", || async {
+        let (_, st) = d.get(&app, &format!("/mandats/{id}/statut")).await;
+        st["sms"]
+            .as_str()
+            .is_some_and(|t| t.contains("un nouvel essai est en cours"))
+    })
+    .await;
     // Queued sealed: neither the number nor any text in clear.
     assert_eq!(app.count("sms_outbox WHERE message IS NOT NULL").await, 2);
     assert_eq!(rows_holding(&app, PHONE_E164).await, 0);
@@ -189,6 +197,22 @@ async fn a_failing_provider_is_retried_with_backoff_then_given_up_and_audited() 
     // The mandate itself was created and waits for consent (the aidant may resend).
     let (_, now) = d.get(&app, &format!("/api/v1/mandates/{id}")).await;
     assert_eq!(now["status"], "pending_consent");
+    // The aidant sees why in French, on the live status and on the code-entry page.
+    let (_, st) = d.get(&app, &format!("/mandats/{id}/statut")).await;
+    assert_eq!(st["status"], "pending_consent");
+    let notice = st["sms"].as_str().expect("a notice once the SMS failed");
+    assert!(notice.contains("n'a pas pu être envoyé"), "{notice}");
+    assert!(notice.contains("Le mandat est conservé"), "{notice}");
+    let page = d
+        .client
+        .get(app.url(&format!("/mandats/{id}/consentement")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("n&#39;a pas pu être envoyé") || html.contains("n'a pas pu être envoyé"));
+    assert!(html.contains("Renvoyer un code par SMS"));
 }
 
 #[tokio::test]

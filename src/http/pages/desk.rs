@@ -322,11 +322,7 @@ pub async fn read_usager(
         },
         &Facts::none(),
     )?;
-    let caller = Caller {
-        aidant_id: session.aidant_id,
-        organisation_id: org,
-        request_id: rid,
-    };
+    let caller = Caller::new(session, org, rid);
     let u = usagers::get(state, &caller, id).await?;
     Ok((caller, u))
 }

@@ -299,6 +299,8 @@ struct Step3 {
     expires: String,
     error: Option<String>,
     resent: bool,
+    /// The SMS delivery trouble, if any (retrying or failed).
+    sms_notice: Option<&'static str>,
 }
 
 async fn step3(
@@ -331,6 +333,14 @@ async fn step3(
             Err(e) => return error_page(e),
         }
     };
+    let sms_notice = if sms {
+        match consent::sms_delivery(state, &caller, id).await {
+            Ok(d) => d.and_then(view::sms_delivery_fr),
+            Err(e) => return error_page(e),
+        }
+    } else {
+        None
+    };
     let ids: Vec<String> = m.demarches.iter().map(|d| d.id.clone()).collect();
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -356,6 +366,7 @@ async fn step3(
                 .unwrap_or_default(),
             error,
             resent,
+            sms_notice,
         },
     )
 }
@@ -433,6 +444,8 @@ async fn code(
 struct Status {
     status: String,
     label: &'static str,
+    /// A French notice when the consent SMS is being retried or could not be sent.
+    sms: Option<&'static str>,
 }
 
 /// The status of a mandate, polled by the code-entry page while an SMS answer is awaited.
@@ -445,13 +458,16 @@ async fn status(
     let result = async {
         let id = parse_id(&id)?;
         let caller = caller_on(&state, &session, id, Action::MandateRead, rid).await?;
-        mandates::get(&state, &caller, id).await
+        let m = mandates::get(&state, &caller, id).await?;
+        let sms = consent::sms_delivery(&state, &caller, id).await?;
+        Ok::<_, AppError>((m, sms.and_then(view::sms_delivery_fr)))
     }
     .await;
     match result {
-        Ok(m) => Json(Status {
+        Ok((m, sms)) => Json(Status {
             label: view::mandate_status_fr(&m.status),
             status: m.status,
+            sms,
         })
         .into_response(),
         Err(e) => e.into_response(),

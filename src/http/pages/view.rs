@@ -22,6 +22,23 @@ pub fn wait_fr(secs: u64) -> String {
     }
 }
 
+/// What the aidant is told about the consent SMS while it is not plainly on its way.
+pub fn sms_delivery_fr(d: crate::service::consent::SmsDelivery) -> Option<&'static str> {
+    use crate::service::consent::SmsDelivery;
+    match d {
+        SmsDelivery::Waiting | SmsDelivery::Sent => None,
+        SmsDelivery::Retrying => Some(
+            "L'envoi du SMS a échoué ; un nouvel essai est en cours. Le mandat est conservé, \
+             rien n'est à refaire pour l'instant.",
+        ),
+        SmsDelivery::Failed => Some(
+            "Le SMS n'a pas pu être envoyé malgré plusieurs essais : l'usager n'a pas reçu de \
+             code. Le mandat est conservé en attente. Vérifiez le numéro avec l'usager, puis \
+             renvoyez un code par SMS.",
+        ),
+    }
+}
+
 pub fn mandate_status_fr(s: &str) -> &'static str {
     match s {
         "pending_consent" => "En attente du consentement",

@@ -98,11 +98,7 @@ pub async fn caller_on(
         },
         &Facts::none(),
     )?;
-    Ok(Caller {
-        aidant_id: session.aidant_id,
-        organisation_id: org,
-        request_id,
-    })
+    Ok(Caller::new(session, org, request_id))
 }
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]

@@ -39,11 +39,7 @@ pub fn caller_for(
         &Resource::Organisation(org),
         &Facts::none(),
     )?;
-    Ok(Caller {
-        aidant_id: session.aidant_id,
-        organisation_id: org,
-        request_id,
-    })
+    Ok(Caller::new(session, org, request_id))
 }
 
 /// The `Idempotency-Key` of a request, scoped to the account and the route.
@@ -217,11 +213,7 @@ async fn reader(
                 AppError::from(e)
             }
         })?;
-    Ok(Caller {
-        aidant_id: session.aidant_id,
-        organisation_id: org,
-        request_id: rid,
-    })
+    Ok(Caller::new(session, org, rid))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
