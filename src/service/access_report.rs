@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::mandates::{Mandate, render_many};
 use super::pii::open_usager;
-use super::usagers::{Caller, visible_row};
+use super::usagers::{Caller, readable};
 use crate::audit::{self, Details, NewEvent};
 use crate::domain::wording::{
     action_fr, birthdate_fr, date, datetime_fr, duration_fr, mandate_status_fr,
@@ -66,7 +66,7 @@ pub async fn build(state: &Services, caller: &Caller, id: Uuid) -> ApiResult<Rep
     let now = state.clock.now();
     state.sequencer.barrier().await?;
     let mut tx = state.store.begin().await?;
-    let urow = visible_row(tx.as_mut(), caller.organisation_id, id).await?;
+    let urow = readable(state, tx.as_mut(), caller, id).await?;
     let org = tx
         .get_organisation(caller.organisation_id)
         .await?

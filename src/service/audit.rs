@@ -15,11 +15,15 @@ use crate::audit::merkle::{Hash, RootBuilder};
 use crate::audit::proof::{consistency_ranges, inclusion_ranges};
 use crate::audit::verify::{self, PAGE, VerifyReport};
 use crate::audit::{self, Details, NewEvent};
+use crate::authz::{Action, Resource};
 use crate::domain::FieldError;
 use crate::domain::audit_query::AuditQuery;
 use crate::error::{ApiResult, AppError};
 use crate::service::Services;
 use crate::store::{AuditFilter, AuditRow, StoreError, Tx};
+
+/// The whole trail, as the policies see it.
+const WHOLE_TRAIL: Resource = Resource::AuditTrail { organisation: None };
 
 /// One page of search results.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -140,12 +144,23 @@ pub fn row_value(r: &AuditRow) -> Value {
 }
 
 /// Search with filters and cursor paging, oldest first.
+/// `scope` is the organisation a référent reads about (`None`: the whole trail, DPO only);
+/// the policies decide.
 pub async fn search(
     state: &Services,
+    ctx: &Ctx,
+    scope: Option<uuid::Uuid>,
     q: &AuditQuery,
     cursor: Option<&str>,
     limit: i64,
 ) -> ApiResult<AuditPage> {
+    ctx.authorize(
+        state,
+        Action::AuditRead,
+        &Resource::AuditTrail {
+            organisation: scope,
+        },
+    )?;
     let after = cursor.map(decode_cursor).transpose()?.unwrap_or(-1);
     state.sequencer.barrier().await?;
     let mut tx = state.store.begin_snapshot().await?;
@@ -256,6 +271,7 @@ pub async fn export(
     q: &AuditQuery,
     format: ExportFormat,
 ) -> ApiResult<Export> {
+    ctx.authorize(state, Action::AuditExport, &WHOLE_TRAIL)?;
     state.sequencer.barrier().await?;
     let mut f = filter(q);
     let size = {
@@ -354,7 +370,13 @@ fn out_of_range(field: &str) -> AppError {
 }
 
 /// RFC 9162 inclusion proof of entry `index` in the tree of `tree_size` entries.
-pub async fn inclusion(state: &Services, index: i64, tree_size: i64) -> ApiResult<InclusionProof> {
+pub async fn inclusion(
+    state: &Services,
+    ctx: &Ctx,
+    index: i64,
+    tree_size: i64,
+) -> ApiResult<InclusionProof> {
+    ctx.authorize(state, Action::AuditRead, &WHOLE_TRAIL)?;
     state.sequencer.barrier().await?;
     let mut tx = state.store.begin_snapshot().await?;
     let size = current_size(state, tx.as_mut()).await?;
@@ -372,7 +394,13 @@ pub async fn inclusion(state: &Services, index: i64, tree_size: i64) -> ApiResul
 }
 
 /// RFC 9162 consistency proof between the trees of `from` and `to` entries.
-pub async fn consistency(state: &Services, from: i64, to: i64) -> ApiResult<ConsistencyProof> {
+pub async fn consistency(
+    state: &Services,
+    ctx: &Ctx,
+    from: i64,
+    to: i64,
+) -> ApiResult<ConsistencyProof> {
+    ctx.authorize(state, Action::AuditRead, &WHOLE_TRAIL)?;
     state.sequencer.barrier().await?;
     let mut tx = state.store.begin_snapshot().await?;
     let size = current_size(state, tx.as_mut()).await?;
@@ -389,8 +417,14 @@ pub async fn consistency(state: &Services, from: i64, to: i64) -> ApiResult<Cons
 }
 
 /// The latest signed checkpoint; `404` only while the log is empty. When events exist but
-/// the writer has not signed its first checkpoint yet, it is signed now.
-pub async fn latest_checkpoint(state: &Services) -> ApiResult<LatestCheckpoint> {
+/// the writer has not signed its first checkpoint yet, it is signed now. Anyone may read it
+/// when checkpoints are published (`MANDAT_PUBLISH_CHECKPOINTS`); otherwise the DPO
+/// (`ctx` is `None` for an anonymous request).
+pub async fn latest_checkpoint(state: &Services, ctx: Option<&Ctx>) -> ApiResult<LatestCheckpoint> {
+    if !state.config.publish_checkpoints {
+        ctx.ok_or(AppError::Unauthenticated)?
+            .authorize(state, Action::AuditRead, &WHOLE_TRAIL)?;
+    }
     let stored = {
         let mut tx = state.store.begin_snapshot().await?;
         tx.latest_audit_checkpoint().await?
@@ -459,6 +493,7 @@ pub async fn verify(
     ctx: &Ctx,
     external: &[SignedNote],
 ) -> ApiResult<VerifyReport> {
+    ctx.authorize(state, Action::AuditVerify, &WHOLE_TRAIL)?;
     state.sequencer.barrier().await?;
     let keys = state.checkpoints.public_keys().await?;
     let report = verify::verify(&state.store, &keys, external).await?.report;

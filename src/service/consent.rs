@@ -9,10 +9,11 @@ use zeroize::Zeroizing;
 
 use super::Ctx;
 use super::lifecycle::{audit_expired, replace_older};
-use super::mandates::{Mandate, own_mandate, render};
+use super::mandates::{Mandate, authorized, render};
 use super::pii::{open_field, open_usager, seal_field, usager_key};
 use super::usagers::Caller;
 use crate::audit::{self, Actor, Details, NewEvent};
+use crate::authz::Action;
 use crate::crypto::{DataKey, Purpose, ct_eq};
 use crate::domain::consent::{ChallengeStatus, ConsentCode, MAX_ATTEMPTS, Verdict, judge};
 use crate::domain::mandate::{ConsentChannel, MandateDuration};
@@ -225,7 +226,9 @@ pub(super) async fn answer(
     entry: Entry<'_>,
     who: Ctx,
 ) -> ApiResult<MandateRow> {
-    let Ctx { actor, request_id } = who;
+    let Ctx {
+        actor, request_id, ..
+    } = who;
     let Entry {
         typed,
         decision,
@@ -380,7 +383,7 @@ pub async fn consent_at_desk(
     code: &str,
 ) -> ApiResult<Mandate> {
     let mut tx = state.store.begin().await?;
-    let m = own_mandate(tx.as_mut(), caller.organisation_id, mandate).await?;
+    let m = authorized(state, tx.as_mut(), caller, mandate, Action::MandateConsent).await?;
     let ch = tx
         .current_challenge(m.id)
         .await?
@@ -397,6 +400,7 @@ pub async fn consent_at_desk(
         },
         Ctx {
             actor: caller.actor(),
+            principal: Some(caller.principal.clone()),
             request_id: caller.request_id.clone(),
         },
     )
@@ -435,7 +439,19 @@ pub async fn consent_public(
         decision,
         via: "public",
     };
-    answer(state, tx, ch, m, entry, Ctx { actor, request_id }).await?;
+    answer(
+        state,
+        tx,
+        ch,
+        m,
+        entry,
+        Ctx {
+            actor,
+            principal: None,
+            request_id,
+        },
+    )
+    .await?;
     Ok(match decision {
         Decision::Accept => "accepted",
         Decision::Refuse => "refused",
@@ -450,7 +466,7 @@ pub async fn printed_code(
     mandate: Uuid,
 ) -> ApiResult<Option<String>> {
     let mut tx = state.store.begin_read().await?;
-    let m = own_mandate(tx.as_mut(), caller.organisation_id, mandate).await?;
+    let m = authorized(state, tx.as_mut(), caller, mandate, Action::MandateRead).await?;
     let Some(ch) = tx.current_challenge(m.id).await? else {
         return Ok(None);
     };
@@ -528,7 +544,7 @@ pub async fn sms_delivery(
     mandate: Uuid,
 ) -> ApiResult<Option<SmsDelivery>> {
     let mut tx = state.store.begin_read().await?;
-    let m = own_mandate(tx.as_mut(), caller.organisation_id, mandate).await?;
+    let m = authorized(state, tx.as_mut(), caller, mandate, Action::MandateRead).await?;
     if m.consent_channel != ConsentChannel::Sms.as_str() {
         return Ok(None);
     }
@@ -543,7 +559,7 @@ pub async fn sms_delivery(
 pub async fn resend(state: &Services, caller: &Caller, mandate: Uuid) -> ApiResult<()> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    let m = own_mandate(tx.as_mut(), caller.organisation_id, mandate).await?;
+    let m = authorized(state, tx.as_mut(), caller, mandate, Action::MandateResend).await?;
     if m.consent_channel != ConsentChannel::Sms.as_str() || m.status != "pending_consent" {
         return Err(AppError::Conflict(
             "Aucun code SMS à renvoyer pour ce mandat.".into(),

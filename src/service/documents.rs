@@ -6,10 +6,11 @@
 use uuid::Uuid;
 
 use super::consent::open_printed_code;
-use super::mandates::{own_mandate, render};
+use super::mandates::{authorized, render};
 use super::pii::{open_field, usager_key};
 use super::usagers::Caller;
 use crate::audit::{self, Details, NewEvent};
+use crate::authz::Action;
 use crate::domain::demarche::catalogue;
 use crate::domain::terms::Terms;
 use crate::domain::wording::{
@@ -82,7 +83,7 @@ fn pdf_error(e: pdf::PdfError) -> AppError {
 /// The attestation of a mandate of the caller's organisation (`404` otherwise).
 pub async fn attestation(state: &Services, caller: &Caller, id: Uuid) -> ApiResult<Vec<u8>> {
     let mut tx = state.store.begin().await?;
-    let m = own_mandate(tx.as_mut(), caller.organisation_id, id).await?;
+    let m = authorized(state, tx.as_mut(), caller, id, Action::MandateRead).await?;
     let terms = terms_of(state, tx.as_mut(), &m).await?;
     let view = render(state, tx.as_mut(), &m, None).await?;
     let code = match tx.current_challenge(m.id).await? {
@@ -124,7 +125,7 @@ pub async fn attestation(state: &Services, caller: &Caller, id: Uuid) -> ApiResu
 /// démarche of it was revoked.
 pub async fn revocation(state: &Services, caller: &Caller, id: Uuid) -> ApiResult<Vec<u8>> {
     let mut tx = state.store.begin().await?;
-    let m = own_mandate(tx.as_mut(), caller.organisation_id, id).await?;
+    let m = authorized(state, tx.as_mut(), caller, id, Action::MandateRead).await?;
     let demarches = tx.mandate_demarches(m.id).await?;
     let (revoked, remaining): (Vec<_>, Vec<_>) =
         demarches.into_iter().partition(|d| d.revoked_at.is_some());

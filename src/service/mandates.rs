@@ -11,6 +11,7 @@ use super::idempotency::{self, IdemKey, Replayable};
 use super::pii::{open_usager, seal_field, usager_key};
 use super::usagers::{Caller, visible_row};
 use crate::audit::{self, Details, NewEvent};
+use crate::authz::{Action, Resource};
 use crate::domain::FieldError;
 use crate::domain::demarche::DemarcheId;
 use crate::domain::mandate::{
@@ -164,14 +165,25 @@ pub async fn own_mandate(tx: &mut dyn Tx, organisation: Uuid, id: Uuid) -> ApiRe
     }
 }
 
-/// The organisation owning a mandate (for authorization); `404` when unknown.
-pub async fn owner(state: &Services, id: Uuid) -> ApiResult<Uuid> {
-    let mut tx = state.store.begin_read().await?;
-    Ok(tx
-        .get_mandate(id)
-        .await?
-        .ok_or(AppError::NotFound)?
-        .organisation_id)
+/// A mandate of the caller's organisation (`404` for another organisation's, as for an
+/// unknown one), after the policy decision for `action` on it.
+pub async fn authorized(
+    state: &Services,
+    tx: &mut dyn Tx,
+    caller: &Caller,
+    id: Uuid,
+    action: Action,
+) -> ApiResult<MandateRow> {
+    let m = own_mandate(tx, caller.organisation_id, id).await?;
+    caller.authorize(
+        state,
+        action,
+        &Resource::Mandate {
+            id,
+            organisation: m.organisation_id,
+        },
+    )?;
+    Ok(m)
 }
 
 /// Opens a mandate and its consent challenge (printed code returned once, SMS sent).
@@ -181,6 +193,7 @@ pub async fn create(
     input: NewMandate,
     idem: Option<&IdemKey>,
 ) -> ApiResult<Replayable<Mandate>> {
+    caller.authorize_org(state, Action::MandateCreate)?;
     let mut tx = state.store.begin().await?;
     if let Some(i) = idem
         && let Some((status, body)) = idempotency::lookup(&state.keyring, tx.as_mut(), i).await?
@@ -406,8 +419,30 @@ impl Created {
 /// One mandate of the caller's organisation.
 pub async fn get(state: &Services, caller: &Caller, id: Uuid) -> ApiResult<Mandate> {
     let mut tx = state.store.begin_read().await?;
-    let row = own_mandate(tx.as_mut(), caller.organisation_id, id).await?;
+    let row = authorized(state, tx.as_mut(), caller, id, Action::MandateRead).await?;
     render(state, tx.as_mut(), &row, None).await
+}
+
+/// The audit events of a mandate of the caller's organisation, oldest first (the timeline of
+/// its page).
+pub async fn timeline(
+    state: &Services,
+    caller: &Caller,
+    id: Uuid,
+) -> ApiResult<Vec<serde_json::Value>> {
+    {
+        let mut tx = state.store.begin_read().await?;
+        authorized(state, tx.as_mut(), caller, id, Action::MandateRead).await?;
+    }
+    let q =
+        crate::domain::audit_query::AuditQuery::parse(&crate::domain::audit_query::RawAuditQuery {
+            mandate: Some(id.to_string()),
+            ..Default::default()
+        })
+        .map_err(AppError::Validation)?;
+    // Authorized above as a read of the mandate, which its events describe.
+    let page = super::audit::search(state, &super::Ctx::system(), None, &q, None, 200).await?;
+    Ok(page.items)
 }
 
 /// List filters, validated.
@@ -426,6 +461,7 @@ pub async fn list(
     caller: &Caller,
     q: &ListQuery,
 ) -> ApiResult<(Vec<Mandate>, Option<Uuid>)> {
+    caller.authorize_org(state, Action::MandateList)?;
     let now = state.clock.now();
     let filter = MandateFilter {
         organisation_id: caller.organisation_id,
@@ -459,7 +495,7 @@ pub async fn revoke(
 ) -> ApiResult<Mandate> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    let row = own_mandate(tx.as_mut(), caller.organisation_id, id).await?;
+    let row = authorized(state, tx.as_mut(), caller, id, Action::MandateRevoke).await?;
     let status = MandateStatus::parse(&row.status)
         .ok_or_else(|| internal("mandate.status"))?
         .effective(row.expires_at, now);
@@ -532,7 +568,7 @@ pub async fn renew(
 ) -> ApiResult<Mandate> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    let old = own_mandate(tx.as_mut(), caller.organisation_id, id).await?;
+    let old = authorized(state, tx.as_mut(), caller, id, Action::MandateRenew).await?;
     let status = MandateStatus::parse(&old.status).ok_or_else(|| internal("mandate.status"))?;
     if !can_renew(status, old.expires_at, now) {
         return Err(AppError::Conflict(

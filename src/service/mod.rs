@@ -112,12 +112,46 @@ impl Caller {
     pub fn actor(&self) -> Actor {
         Actor::aidant(self.aidant_id)
     }
+
+    /// The policy decision for `action` on `resource` (a use case's first step).
+    pub fn authorize(
+        &self,
+        s: &Services,
+        action: crate::authz::Action,
+        resource: &crate::authz::Resource,
+    ) -> crate::error::ApiResult<()> {
+        s.authz.authorize(
+            &self.principal,
+            action,
+            resource,
+            &crate::authz::Facts::none(),
+        )?;
+        Ok(())
+    }
+
+    /// The policy decision for `action` on the caller's organisation.
+    pub fn authorize_org(
+        &self,
+        s: &Services,
+        action: crate::authz::Action,
+    ) -> crate::error::ApiResult<()> {
+        self.authorize(
+            s,
+            action,
+            &crate::authz::Resource::Organisation(self.organisation_id),
+        )
+    }
 }
 
-/// Who is asking, and the request it belongs to (for audit events).
+/// Who is asking, and the request it belongs to (for audit events), for use cases that are
+/// not scoped to one organisation (platform administration, the audit trail, the DPO).
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub actor: Actor,
+    /// The principal the policies see; `None` for the platform's own work (the command line
+    /// run by the operator, background jobs), which no policy restricts. Never `None` for a
+    /// request: the HTTP layer builds its contexts with [`Ctx::of`].
+    pub principal: Option<crate::authz::Principal>,
     pub request_id: Option<String>,
 }
 
@@ -125,7 +159,32 @@ impl Ctx {
     pub fn system() -> Self {
         Self {
             actor: Actor::system(),
+            principal: None,
             request_id: None,
         }
+    }
+
+    /// The account of a session.
+    pub fn of(session: &session::Session, request_id: Option<String>) -> Self {
+        Self {
+            actor: Actor::aidant(session.aidant_id),
+            principal: Some(session.principal()),
+            request_id,
+        }
+    }
+
+    /// The policy decision for `action` on `resource` (a use case's first step); the
+    /// platform's own work is not subject to the policies.
+    pub fn authorize(
+        &self,
+        s: &Services,
+        action: crate::authz::Action,
+        resource: &crate::authz::Resource,
+    ) -> crate::error::ApiResult<()> {
+        if let Some(p) = &self.principal {
+            s.authz
+                .authorize(p, action, resource, &crate::authz::Facts::none())?;
+        }
+        Ok(())
     }
 }

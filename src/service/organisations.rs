@@ -119,6 +119,7 @@ pub async fn create_as(
     .map_err(AppError::Validation)?;
     let ctx = Ctx {
         actor: crate::audit::Actor::aidant(session.aidant_id),
+        principal: Some(session.principal()),
         request_id,
     };
     create(state, &ctx, input).await

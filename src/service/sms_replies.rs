@@ -66,6 +66,7 @@ pub async fn handle(
     };
     let who = Ctx {
         actor: Actor::usager(m.usager_id),
+        principal: None,
         request_id,
     };
     let e = Entry {

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::idempotency::{self, IdemKey, Replayable};
 use super::pii::{open_usager, seal_usager};
 use crate::audit::{self, Details, NewEvent};
+use crate::authz::{Action, Resource};
 use crate::crypto::Purpose;
 use crate::domain::FieldError;
 use crate::domain::mandate::{MandateStatus, erasure_allowed};
@@ -68,6 +69,12 @@ fn index_mac(state: &Services, kind: IndexKind, value: &str) -> ApiResult<Vec<u8
         .to_vec())
 }
 
+/// Whether the caller may register usagers for their organisation (the form is shown only
+/// then).
+pub fn may_register(state: &Services, caller: &Caller) -> ApiResult<()> {
+    caller.authorize_org(state, Action::UsagerCreate)
+}
+
 /// Registers a usager for the caller's organisation (which is linked to them from now on).
 pub async fn create(
     state: &Services,
@@ -75,6 +82,7 @@ pub async fn create(
     input: NewUsager,
     idem: Option<&IdemKey>,
 ) -> ApiResult<Replayable<Usager>> {
+    caller.authorize_org(state, Action::UsagerCreate)?;
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
     if let Some(i) = idem
@@ -139,13 +147,44 @@ pub async fn create(
 /// The usager row, if visible to the organisation (else `404`): linked to it, neither erased
 /// nor archived (an archived identity is the DPO's only, see [`read_archived`]).
 pub async fn visible_row(tx: &mut dyn Tx, organisation: Uuid, id: Uuid) -> ApiResult<UsagerRow> {
+    Ok(visible(tx, organisation, id).await?.0)
+}
+
+/// [`visible_row`] and the organisations linked to the usager.
+async fn visible(
+    tx: &mut dyn Tx,
+    organisation: Uuid,
+    id: Uuid,
+) -> ApiResult<(UsagerRow, Vec<Uuid>)> {
     let row = tx.get_usager(id).await?.ok_or(AppError::NotFound)?;
-    if row.erased_at.is_some()
-        || row.archived_at.is_some()
-        || !tx.usager_links(id).await?.contains(&organisation)
-    {
+    if row.erased_at.is_some() || row.archived_at.is_some() {
         return Err(AppError::NotFound);
     }
+    let linked = tx.usager_links(id).await?;
+    if !linked.contains(&organisation) {
+        return Err(AppError::NotFound);
+    }
+    Ok((row, linked))
+}
+
+/// A usager visible to the caller's organisation (`404` otherwise), after the policy
+/// decision for reading their data.
+pub async fn readable(
+    state: &Services,
+    tx: &mut dyn Tx,
+    caller: &Caller,
+    id: Uuid,
+) -> ApiResult<UsagerRow> {
+    let (row, linked) = visible(tx, caller.organisation_id, id).await?;
+    caller.authorize(
+        state,
+        Action::UsagerRead,
+        &Resource::Usager {
+            id,
+            linked,
+            archived: false,
+        },
+    )?;
     Ok(row)
 }
 
@@ -161,7 +200,7 @@ async fn audit_read(tx: &mut dyn Tx, state: &Services, caller: &Caller, id: Uuid
 /// Reads a usager's personal data (audited).
 pub async fn get(state: &Services, caller: &Caller, id: Uuid) -> ApiResult<Usager> {
     let mut tx = state.store.begin().await?;
-    let row = visible_row(tx.as_mut(), caller.organisation_id, id).await?;
+    let row = readable(state, tx.as_mut(), caller, id).await?;
     let usager = to_api(state, &row)?;
     audit_read(tx.as_mut(), state, caller, id).await?;
     state.commit(tx).await?;
@@ -194,12 +233,7 @@ pub async fn links(state: &Services, id: Uuid) -> ApiResult<UsagerFacts> {
 /// The DPO reads an archived identity, for proof (product rule 8); audited like any read.
 /// Authorized here (`usager.read` on an archived usager); anything not archived is `404`
 /// to the DPO, who never reads a live usager's data.
-pub async fn read_archived(
-    state: &Services,
-    principal: &crate::authz::Principal,
-    ctx: &super::Ctx,
-    id: Uuid,
-) -> ApiResult<Usager> {
+pub async fn read_archived(state: &Services, ctx: &super::Ctx, id: Uuid) -> ApiResult<Usager> {
     let mut tx = state.store.begin().await?;
     let row = tx
         .get_usager(id)
@@ -207,15 +241,14 @@ pub async fn read_archived(
         .filter(|r| r.erased_at.is_none() && r.archived_at.is_some())
         .ok_or(AppError::NotFound)?;
     let linked = tx.usager_links(id).await?;
-    state.authz.authorize(
-        principal,
-        crate::authz::Action::UsagerRead,
-        &crate::authz::Resource::Usager {
+    ctx.authorize(
+        state,
+        Action::UsagerRead,
+        &Resource::Usager {
             id,
             linked,
             archived: true,
         },
-        &crate::authz::Facts::none(),
     )?;
     let usager = to_api(state, &row)?;
     let event = NewEvent::new(state.clock.now(), ctx.actor.clone(), Details::UsagerRead {})
@@ -234,6 +267,7 @@ pub async fn search(
     q: &str,
     limit: i64,
 ) -> ApiResult<Vec<Usager>> {
+    caller.authorize_org(state, Action::UsagerSearch)?;
     let query = SearchQuery::parse(q).ok_or_else(|| {
         AppError::Validation(vec![FieldError::new(
             "q",
@@ -333,6 +367,15 @@ pub async fn erase(state: &Services, ctx: &super::Ctx, id: Uuid) -> ApiResult<()
     if row.erased_at.is_some() {
         return Err(AppError::NotFound);
     }
+    ctx.authorize(
+        state,
+        Action::UsagerErase,
+        &Resource::Usager {
+            id,
+            linked: tx.usager_links(id).await?,
+            archived: row.archived_at.is_some(),
+        },
+    )?;
     let mandates = tx.mandates_of_usager(id).await?;
     let ends = mandate_ends(&mandates, now);
     if !erasure_allowed(&ends, now, state.retention.mandate_evidence_days) {

@@ -333,9 +333,12 @@ async fn pruned_payloads_keep_the_log_verifiable_and_an_independent_verifier_agr
     assert!(export.lines().next().unwrap().contains("\"pruned\":true"));
     let dir = app.dir.path();
     std::fs::write(dir.join("export.jsonl"), &export).unwrap();
-    let cp = mandat::service::audit::latest_checkpoint(&app.state)
-        .await
-        .unwrap();
+    let cp = mandat::service::audit::latest_checkpoint(
+        &app.state,
+        Some(&mandat::service::Ctx::system()),
+    )
+    .await
+    .unwrap();
     std::fs::write(
         dir.join("checkpoint.json"),
         serde_json::to_string(&cp).unwrap(),

@@ -12,7 +12,6 @@ use uuid::Uuid;
 use super::form::{Errors, FormData};
 use super::{Nav, PageForm, PageSession, error_page, page, see_other, view};
 use crate::app::AppState;
-use crate::authz::{Action, Facts, Resource};
 use crate::domain::mandate::MandateStatus;
 use crate::domain::usager::{NewUsager, UsagerInput};
 use crate::error::AppError;
@@ -118,13 +117,8 @@ async fn list_of(
 }
 
 /// The account acting for its current organisation, or the page saying it has none.
-fn member_caller(
-    state: &AppState,
-    s: &Session,
-    action: Action,
-    rid: Option<String>,
-) -> Result<Caller, AppError> {
-    caller_for(state, s, None, action, rid)
+fn member_caller(s: &Session, rid: Option<String>) -> Result<Caller, AppError> {
+    caller_for(s, None, rid)
 }
 
 async fn desk(
@@ -134,7 +128,7 @@ async fn desk(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let q = FormData::parse(raw.unwrap_or_default().as_bytes());
-    let caller = match member_caller(&state, &session, Action::MandateList, rid.clone()) {
+    let caller = match member_caller(&session, rid.clone()) {
         Ok(c) => c,
         Err(e) => return error_page(e),
     };
@@ -151,7 +145,7 @@ async fn desk(
     };
     if q.0.iter().any(|(k, _)| k == "q") {
         p.searched = true;
-        let searcher = match member_caller(&state, &session, Action::UsagerSearch, rid) {
+        let searcher = match member_caller(&session, rid) {
             Ok(c) => c,
             Err(e) => return error_page(e),
         };
@@ -214,7 +208,7 @@ async fn new_usager_form(
     State(state): State<AppState>,
     PageSession { session, nav }: PageSession,
 ) -> Response {
-    if let Err(e) = member_caller(&state, &session, Action::UsagerCreate, None) {
+    if let Err(e) = member_caller(&session, None).and_then(|c| usagers::may_register(&state, &c)) {
         return error_page(e);
     }
     page(
@@ -238,7 +232,7 @@ async fn new_usager(
     RequestId(rid): RequestId,
     f: PageForm,
 ) -> Response {
-    let caller = match member_caller(&state, &f.session, Action::UsagerCreate, rid) {
+    let caller = match member_caller(&f.session, rid) {
         Ok(c) => c,
         Err(e) => return error_page(e),
     };
@@ -307,22 +301,7 @@ pub async fn read_usager(
     id: Uuid,
     rid: Option<String>,
 ) -> Result<(Caller, Usager), AppError> {
-    let org = session.acting_organisation(None)?;
-    let facts = usagers::links(state, id).await?;
-    if !facts.linked.contains(&org) || facts.archived {
-        return Err(AppError::NotFound);
-    }
-    state.authz.authorize(
-        &session.principal(),
-        Action::UsagerRead,
-        &Resource::Usager {
-            id,
-            linked: facts.linked,
-            archived: facts.archived,
-        },
-        &Facts::none(),
-    )?;
-    let caller = Caller::new(session, org, rid);
+    let caller = caller_for(session, None, rid)?;
     let u = usagers::get(state, &caller, id).await?;
     Ok((caller, u))
 }
@@ -342,7 +321,7 @@ async fn usager(
         Ok(x) => x,
         Err(e) => return error_page(e),
     };
-    let lister = match member_caller(&state, &session, Action::MandateList, rid) {
+    let lister = match member_caller(&session, rid) {
         Ok(c) => c,
         Err(e) => return error_page(e),
     };

@@ -14,16 +14,13 @@ use super::desk::{UsagerLine, read_usager};
 use super::form::{Errors, FormData, apply_step_up, step_up_page};
 use super::{Nav, PageForm, PageSession, error_page, page, see_other, view};
 use crate::app::AppState;
-use crate::authz::Action;
 use crate::domain::FieldError;
-use crate::domain::audit_query::{AuditQuery, RawAuditQuery};
 use crate::domain::demarche::{DemarcheId, catalogue, parse_set};
 use crate::domain::mandate::{ConsentChannel, MandateDuration, RevocationReason};
 use crate::domain::usager::Phone;
 use crate::error::AppError;
 use crate::http::auth::Session;
 use crate::http::extract::RequestId;
-use crate::http::routes::mandates::caller_on;
 use crate::http::routes::usagers::caller_for;
 use crate::service::consent;
 use crate::service::idempotency::Replayable;
@@ -167,9 +164,6 @@ async fn wizard(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let f = FormData::parse(raw.unwrap_or_default().as_bytes());
-    if let Err(e) = caller_for(&state, &session, None, Action::MandateList, None) {
-        return error_page(e);
-    }
     let (u, allowed) = match wizard_context(&state, &session, f.get("usager"), rid).await {
         Ok(x) => x,
         Err(e) => return error_page(e),
@@ -243,7 +237,7 @@ async fn create(
         errors.add("canal", "Choisissez comment l'usager donne son accord.");
         return recap(f.nav.clone(), &u, &demarches, duration, "", errors);
     };
-    let caller = match caller_for(&state, &f.session, None, Action::MandateCreate, rid) {
+    let caller = match caller_for(&f.session, None, rid) {
         Ok(c) => c,
         Err(AppError::StepUpRequired) => return step_up_page(&f, "/mandats/nouveau", &back, None),
         Err(e) => return error_page(e),
@@ -312,7 +306,7 @@ async fn step3(
     error: Option<String>,
     resent: bool,
 ) -> Response {
-    let caller = match caller_on(state, session, id, Action::MandateRead, rid).await {
+    let caller = match caller_for(session, None, rid) {
         Ok(c) => c,
         Err(e) => return error_page(e),
     };
@@ -409,8 +403,7 @@ async fn code(
     if let Err(r) = apply_step_up(&state, &mut f, &action, &action, rid.clone()).await {
         return r;
     }
-    let caller = match caller_on(&state, &f.session, id, Action::MandateConsent, rid.clone()).await
-    {
+    let caller = match caller_for(&f.session, None, rid.clone()) {
         Ok(c) => c,
         Err(AppError::StepUpRequired) => return step_up_page(&f, &action, &action, None),
         Err(e) => return error_page(e),
@@ -457,7 +450,7 @@ async fn status(
 ) -> Response {
     let result = async {
         let id = parse_id(&id)?;
-        let caller = caller_on(&state, &session, id, Action::MandateRead, rid).await?;
+        let caller = caller_for(&session, None, rid)?;
         let m = mandates::get(&state, &caller, id).await?;
         let sms = consent::sms_delivery(&state, &caller, id).await?;
         Ok::<_, AppError>((m, sms.and_then(view::sms_delivery_fr)))
@@ -484,7 +477,7 @@ async fn resend(
         Ok(i) => i,
         Err(e) => return error_page(e),
     };
-    let caller = match caller_on(&state, &f.session, id, Action::MandateResend, rid).await {
+    let caller = match caller_for(&f.session, None, rid) {
         Ok(c) => c,
         Err(e) => return error_page(e),
     };
@@ -542,15 +535,13 @@ const REASONS: [(&str, &str); 4] = [
     ("other", "Autre motif"),
 ];
 
-async fn timeline(state: &AppState, id: Uuid) -> Result<Vec<TimelineLine>, AppError> {
-    let q = AuditQuery::parse(&RawAuditQuery {
-        mandate: Some(id.to_string()),
-        ..RawAuditQuery::default()
-    })
-    .map_err(AppError::Validation)?;
-    let page = crate::service::audit::search(state, &q, None, 200).await?;
-    Ok(page
-        .items
+async fn timeline(
+    state: &AppState,
+    caller: &crate::service::Caller,
+    id: Uuid,
+) -> Result<Vec<TimelineLine>, AppError> {
+    Ok(mandates::timeline(state, caller, id)
+        .await?
         .iter()
         .map(|e| TimelineLine {
             when: view::datetime_fr(e["ts"].as_str().unwrap_or("")),
@@ -574,13 +565,13 @@ async fn mandate_page(
     form: Option<&FormData>,
 ) -> Response {
     let result = async {
-        let caller = caller_on(state, session, id, Action::MandateRead, rid.clone()).await?;
+        let caller = caller_for(session, None, rid.clone())?;
         let m: Mandate = mandates::get(state, &caller, id).await?;
         let usager = read_usager(state, session, m.usager_id, rid)
             .await
             .map(|(_, u)| format!("{} {}", u.given_name, u.family_name))
             .unwrap_or_default();
-        let timeline = timeline(state, id).await?;
+        let timeline = timeline(state, &caller, id).await?;
         Ok::<_, AppError>((m, usager, timeline))
     }
     .await;
@@ -723,7 +714,7 @@ async fn revoke(
         )
         .await;
     };
-    let caller = match caller_on(&state, &f.session, id, Action::MandateRevoke, rid.clone()).await {
+    let caller = match caller_for(&f.session, None, rid.clone()) {
         Ok(c) => c,
         Err(AppError::StepUpRequired) => return step_up_page(&f, &action, &back, None),
         Err(e) => return error_page(e),
@@ -788,7 +779,7 @@ async fn renew(
         )
         .await;
     };
-    let caller = match caller_on(&state, &f.session, id, Action::MandateRenew, rid.clone()).await {
+    let caller = match caller_for(&f.session, None, rid.clone()) {
         Ok(c) => c,
         Err(AppError::StepUpRequired) => return step_up_page(&f, &action, &back, None),
         Err(e) => return error_page(e),

@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::usagers::{caller_for, created, idempotency_key};
 use crate::app::AppState;
-use crate::authz::{Action, Facts, Resource};
 use crate::domain::demarche::{DemarcheId, parse_set};
 use crate::domain::mandate::{ConsentChannel, MandateDuration, MandateStatus, RevocationReason};
 use crate::error::{ApiResult, AppError};
@@ -21,7 +20,6 @@ use crate::http::ratelimit::Limit;
 use crate::service::consent::{self, Decision};
 use crate::service::documents;
 use crate::service::mandates::{self, ListQuery, Mandate, NewMandate, validation};
-use crate::service::usagers::Caller;
 use crate::service::verification::{self, Verification};
 
 pub fn router() -> Router<AppState> {
@@ -75,32 +73,6 @@ fn channel(s: &str) -> ApiResult<ConsentChannel> {
         .ok_or_else(|| validation("consent_channel", "Canal inconnu : sms ou print."))
 }
 
-/// The caller acting on a mandate of their current organisation; `404` for another
-/// organisation's mandate, then the policy decision.
-pub async fn caller_on(
-    state: &AppState,
-    session: &Session,
-    id: Uuid,
-    action: Action,
-    request_id: Option<String>,
-) -> ApiResult<Caller> {
-    let org = session.acting_organisation(None)?;
-    let owner = mandates::owner(state, id).await?;
-    if owner != org {
-        return Err(AppError::NotFound);
-    }
-    state.authz.authorize(
-        &session.principal(),
-        action,
-        &Resource::Mandate {
-            id,
-            organisation: owner,
-        },
-        &Facts::none(),
-    )?;
-    Ok(Caller::new(session, org, request_id))
-}
-
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
@@ -126,13 +98,7 @@ pub async fn create(
     headers: HeaderMap,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> ApiResult<Response> {
-    let caller = caller_for(
-        &state,
-        &session,
-        b.organisation_id,
-        Action::MandateCreate,
-        rid,
-    )?;
+    let caller = caller_for(&session, b.organisation_id, rid)?;
     let idem = idempotency_key(&state, &headers, &session, "mandates", &b)?;
     let input = NewMandate {
         usager_id: b.usager_id,
@@ -169,7 +135,7 @@ pub async fn list(
     RequestId(rid): RequestId,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<MandateList>> {
-    let caller = caller_for(&state, &session, None, Action::MandateList, rid)?;
+    let caller = caller_for(&session, None, rid)?;
     let status = p
         .status
         .as_deref()
@@ -211,7 +177,7 @@ pub async fn read(
     RequestId(rid): RequestId,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Mandate>> {
-    let caller = caller_on(&state, &session, id, Action::MandateRead, rid).await?;
+    let caller = caller_for(&session, None, rid)?;
     Ok(Json(mandates::get(&state, &caller, id).await?))
 }
 
@@ -244,7 +210,7 @@ pub async fn attestation_pdf(
     RequestId(rid): RequestId,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    let caller = caller_on(&state, &session, id, Action::MandateRead, rid).await?;
+    let caller = caller_for(&session, None, rid)?;
     let bytes = documents::attestation(&state, &caller, id).await?;
     Ok(pdf_response(bytes, &format!("attestation-{}", id.simple())))
 }
@@ -260,7 +226,7 @@ pub async fn revocation_pdf(
     RequestId(rid): RequestId,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    let caller = caller_on(&state, &session, id, Action::MandateRead, rid).await?;
+    let caller = caller_for(&session, None, rid)?;
     let bytes = documents::revocation(&state, &caller, id).await?;
     Ok(pdf_response(bytes, &format!("revocation-{}", id.simple())))
 }
@@ -286,7 +252,7 @@ pub async fn consent_at_desk(
     Path(id): Path<Uuid>,
     ApiJson(b): ApiJson<ConsentBody>,
 ) -> ApiResult<Json<Mandate>> {
-    let caller = caller_on(&state, &session, id, Action::MandateConsent, rid).await?;
+    let caller = caller_for(&session, None, rid)?;
     Ok(Json(
         consent::consent_at_desk(&state, &caller, id, &b.code).await?,
     ))
@@ -300,7 +266,7 @@ pub async fn resend(
     RequestId(rid): RequestId,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let caller = caller_on(&state, &session, id, Action::MandateResend, rid).await?;
+    let caller = caller_for(&session, None, rid)?;
     consent::resend(&state, &caller, id).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -321,7 +287,7 @@ pub async fn revoke(
     Path(id): Path<Uuid>,
     ApiJson(b): ApiJson<RevokeBody>,
 ) -> ApiResult<Json<Mandate>> {
-    let caller = caller_on(&state, &session, id, Action::MandateRevoke, rid).await?;
+    let caller = caller_for(&session, None, rid)?;
     let reason = RevocationReason::parse_requested(&b.reason).ok_or_else(|| {
         validation(
             "reason",
@@ -359,7 +325,7 @@ pub async fn renew(
     Path(id): Path<Uuid>,
     ApiJson(b): ApiJson<RenewBody>,
 ) -> ApiResult<(StatusCode, Json<Mandate>)> {
-    let caller = caller_on(&state, &session, id, Action::MandateRenew, rid).await?;
+    let caller = caller_for(&session, None, rid)?;
     let demarches = b.demarches.as_deref().map(demarche_set).transpose()?;
     let m = mandates::renew(
         &state,

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::authz::{Action, Facts, Resource};
 use crate::domain::usager::{NewUsager, UsagerInput};
 use crate::error::{ApiResult, AppError};
 use crate::http::auth::Session;
@@ -24,22 +23,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/usagers/{id}/access-report", get(access_report))
 }
 
-/// The caller acting for their current organisation, authorised for `action` on it.
+/// The caller acting for their current organisation (or `explicit`, one of theirs); each
+/// use case then authorizes itself.
 pub fn caller_for(
-    state: &AppState,
     session: &Session,
     explicit: Option<Uuid>,
-    action: Action,
     request_id: Option<String>,
 ) -> ApiResult<Caller> {
-    let org = session.acting_organisation(explicit)?;
-    state.authz.authorize(
-        &session.principal(),
-        action,
-        &Resource::Organisation(org),
-        &Facts::none(),
-    )?;
-    Ok(Caller::new(session, org, request_id))
+    Ok(Caller::new(
+        session,
+        session.acting_organisation(explicit)?,
+        request_id,
+    ))
 }
 
 /// The `Idempotency-Key` of a request, scoped to the account and the route.
@@ -106,7 +101,7 @@ pub async fn create(
     headers: HeaderMap,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> ApiResult<Response> {
-    let caller = caller_for(&state, &session, None, Action::UsagerCreate, rid)?;
+    let caller = caller_for(&session, None, rid)?;
     let idem = idempotency_key(&state, &headers, &session, "usagers", &b)?;
     let input = NewUsager::parse(
         &UsagerInput {
@@ -149,7 +144,7 @@ pub async fn search(
     RequestId(rid): RequestId,
     Query(p): Query<SearchParams>,
 ) -> ApiResult<Json<UsagerList>> {
-    let caller = caller_for(&state, &session, None, Action::UsagerSearch, rid)?;
+    let caller = caller_for(&session, None, rid)?;
     let limit = super::mandates::limit(p.limit)?;
     let items = usagers::search(&state, &caller, p.q.as_deref().unwrap_or(""), limit).await?;
     Ok(Json(UsagerList {
@@ -168,52 +163,11 @@ pub async fn read(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Usager>> {
     if session.is_dpo {
-        let ctx = crate::service::Ctx {
-            actor: crate::audit::Actor::aidant(session.aidant_id),
-            request_id: rid,
-        };
-        return Ok(Json(
-            usagers::read_archived(&state, &session.principal(), &ctx, id).await?,
-        ));
+        let ctx = crate::service::Ctx::of(&session, rid);
+        return Ok(Json(usagers::read_archived(&state, &ctx, id).await?));
     }
-    let caller = reader(&state, &session, id, rid).await?;
+    let caller = caller_for(&session, None, rid)?;
     Ok(Json(usagers::get(&state, &caller, id).await?))
-}
-
-/// The caller reading a usager linked to their current organisation (`404` otherwise),
-/// after the policy decision.
-async fn reader(
-    state: &AppState,
-    session: &Session,
-    id: Uuid,
-    rid: Option<String>,
-) -> ApiResult<Caller> {
-    let org = session.acting_organisation(None)?;
-    let facts = usagers::links(state, id).await?;
-    if !facts.linked.contains(&org) {
-        return Err(AppError::NotFound);
-    }
-    state
-        .authz
-        .authorize(
-            &session.principal(),
-            Action::UsagerRead,
-            &Resource::Usager {
-                id,
-                linked: facts.linked,
-                archived: facts.archived,
-            },
-            &Facts::none(),
-        )
-        // An archived usager is hidden from the organisation like an unknown one.
-        .map_err(|e| {
-            if facts.archived {
-                AppError::NotFound
-            } else {
-                AppError::from(e)
-            }
-        })?;
-    Ok(Caller::new(session, org, rid))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -247,7 +201,7 @@ pub async fn access_report(
             ));
         }
     };
-    let caller = reader(&state, &session, id, rid).await?;
+    let caller = caller_for(&session, None, rid)?;
     let report = crate::service::access_report::build(&state, &caller, id).await?;
     if !pdf {
         return Ok(Json(report.report).into_response());
@@ -282,21 +236,7 @@ pub async fn erase(
     RequestId(rid): RequestId,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let facts = usagers::links(&state, id).await?;
-    state.authz.authorize(
-        &session.principal(),
-        Action::UsagerErase,
-        &Resource::Usager {
-            id,
-            linked: facts.linked,
-            archived: facts.archived,
-        },
-        &Facts::none(),
-    )?;
-    let ctx = crate::service::Ctx {
-        actor: crate::audit::Actor::aidant(session.aidant_id),
-        request_id: rid,
-    };
+    let ctx = crate::service::Ctx::of(&session, rid);
     usagers::erase(&state, &ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
