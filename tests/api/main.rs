@@ -29,6 +29,7 @@ mod secrets_at_rest;
 mod sms_inbound;
 mod sms_outbox;
 mod usagers;
+mod use_case_authz;
 mod verification;
 mod web_pages;
 mod witness;
