@@ -5,67 +5,15 @@
 //! `mandat audit verify`, and by the checkpoint writer (which then refuses to sign and turns
 //! `/readyz` to 503).
 
-use mandat::audit::checkpoint::{Checkpoint, SignedNote, SigningKey, read_external};
+use mandat::audit::checkpoint::{Checkpoint, SigningKey};
 use mandat::audit::merkle::{RootBuilder, chain_hash, leaf_hash};
-use mandat::audit::verify::VerifyReport;
-use mandat::audit::{self, Actor, Details, NewEvent};
-use mandat::config::DatabaseUrl;
 use mandat::crypto::{Keyring, MasterKey};
 
+pub use crate::common::fixtures::{
+    TEST_MASTER_KEY, append, checkpoint, cli_verify, mandat_cli, mandat_cli_env, mandat_cli_ok,
+    quiet_app, verify, witness,
+};
 use crate::common::{TestApp, backend};
-
-/// An app whose background writer never checkpoints by itself (the tests decide when).
-pub async fn quiet_app() -> TestApp {
-    TestApp::builder()
-        .with_config(|c| {
-            c.checkpoint_interval_ms = 3_600_000;
-            c.checkpoint_every_events = 1_000_000;
-        })
-        .spawn()
-        .await
-}
-
-pub async fn append(app: &TestApp, n: i64) {
-    for i in 0..n {
-        let mut tx = app.state.store.begin().await.unwrap();
-        let ev = NewEvent::new(
-            app.state.clock.now(),
-            Actor::system(),
-            Details::AuditVerified {
-                ok: true,
-                entries: 1000 + i,
-            },
-        );
-        audit::append(tx.as_mut(), &ev).await.unwrap();
-        tx.commit().await.unwrap();
-    }
-    app.state.sequencer.barrier().await.unwrap();
-}
-
-pub async fn checkpoint(app: &TestApp) -> i64 {
-    app.state
-        .checkpoints
-        .write_now()
-        .await
-        .expect("checkpoint")
-        .expect("a new checkpoint")
-        .tree_size
-}
-
-pub fn witness(app: &TestApp) -> Vec<SignedNote> {
-    read_external(&app.dir.path().join("witness.jsonl")).expect("witness file")
-}
-
-pub async fn verify(app: &TestApp, external: &[SignedNote]) -> VerifyReport {
-    mandat::audit::verify::verify(
-        &app.state.store,
-        &app.state.checkpoints.public_keys().await.unwrap(),
-        external,
-    )
-    .await
-    .unwrap()
-    .report
-}
 
 async fn sql(app: &TestApp, statements: &[&str]) {
     for s in statements {
@@ -222,73 +170,6 @@ async fn assert_detected(app: &TestApp, bad: i64) {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("first bad index: {bad}")), "{out}");
 }
-
-/// Runs `mandat audit verify [--against FILE]` on the app's database.
-pub async fn cli_verify(app: &TestApp, against: Option<&str>) -> (i32, String) {
-    let mut args = vec!["audit", "verify"];
-    if let Some(f) = against {
-        args.extend(["--against", f]);
-    }
-    let out = mandat_cli(app, &args).await;
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-/// Runs the binary with the app's database and master key, off the runtime's thread (the
-/// test's server keeps running meanwhile: it may hold the write lock the binary waits for).
-pub async fn mandat_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    mandat_cli_env(app, &[], args).await
-}
-
-/// [`mandat_cli`] that must succeed: its standard output.
-pub async fn mandat_cli_ok(app: &TestApp, args: &[&str]) -> String {
-    let out = mandat_cli(app, args).await;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "mandat {args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-/// [`mandat_cli`] with more environment variables.
-pub async fn mandat_cli_env(
-    app: &TestApp,
-    env: &[(&str, &str)],
-    args: &[&str],
-) -> std::process::Output {
-    use secrecy::ExposeSecret as _;
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mandat"));
-    c.current_dir(app.dir.path());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MANDAT_") {
-            c.env_remove(k);
-        }
-    }
-    let url = match &app.db_url {
-        DatabaseUrl::Sqlite(u) => u.clone(),
-        DatabaseUrl::Postgres(u) => u.expose_secret().to_owned(),
-    };
-    c.env("MANDAT_DATABASE_URL", url)
-        .env("MANDAT_MASTER_KEY", TEST_MASTER_KEY)
-        .env("MANDAT_LOG", "error")
-        .envs(env.iter().copied())
-        .args(args);
-    tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap()
-}
-
-/// The master key of `Config::for_tests`.
-pub const TEST_MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 #[tokio::test]
 async fn an_intact_log_verifies_everywhere() {

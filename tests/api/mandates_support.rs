@@ -3,24 +3,14 @@
 
 #![allow(dead_code)]
 
-use mandat::domain::demarche::{DemarcheId, parse_set};
-use mandat::domain::mandate::{ConsentChannel, MandateDuration};
 use mandat::domain::organisation::NewOrganisation;
-use mandat::domain::usager::{NewUsager, UsagerInput};
 use mandat::error::AppError;
-use mandat::service::idempotency::Replayable;
-use mandat::service::mandates::{self, Mandate, NewMandate};
-use mandat::service::usagers::{self, Caller};
-use mandat::service::{Ctx, consent, organisations};
+use mandat::service::usagers::Caller;
+use mandat::service::{Ctx, organisations};
 use uuid::Uuid;
 
 use crate::common::TestApp;
-
-pub const GIVEN: &str = "Marguerite-Zoé";
-pub const FAMILY: &str = "Quatrefeuilles";
-pub const PHONE: &str = "06 12 34 56 78";
-pub const PHONE_E164: &str = "+33612345678";
-pub const EMAIL: &str = "marguerite.quatrefeuilles@exemple.fr";
+pub use crate::common::fixtures::*;
 
 /// A new organisation and an aidant acting for it.
 pub async fn caller(app: &TestApp, allowed: Option<&[&str]>) -> Caller {
@@ -39,80 +29,6 @@ pub async fn caller(app: &TestApp, allowed: Option<&[&str]>) -> Caller {
     .await
     .unwrap();
     Caller::member(Uuid::now_v7(), org.id)
-}
-
-pub fn today(app: &TestApp) -> chrono::NaiveDate {
-    use mandat::clock::Clock as _;
-    app.clock.now().date_naive()
-}
-
-pub fn input(app: &TestApp, phone: Option<&str>) -> NewUsager {
-    NewUsager::parse(
-        &UsagerInput {
-            given_name: GIVEN,
-            family_name: FAMILY,
-            birthdate: "1948-03-09",
-            birthplace: Some("Roubaix"),
-            phone,
-            email: Some(EMAIL),
-            identity_check: "document",
-        },
-        today(app),
-    )
-    .unwrap()
-}
-
-pub fn fresh<T>(r: Replayable<T>) -> T {
-    match r {
-        Replayable::Fresh(t) => t,
-        Replayable::Replay { .. } => panic!("unexpected replay"),
-    }
-}
-
-pub async fn usager(app: &TestApp, c: &Caller, phone: Option<&str>) -> Uuid {
-    fresh(
-        usagers::create(&app.state, c, input(app, phone), None)
-            .await
-            .unwrap(),
-    )
-    .id
-}
-
-pub fn demarches(ids: &[&str]) -> Vec<DemarcheId> {
-    parse_set(&ids.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap()
-}
-
-pub async fn try_mandate(
-    app: &TestApp,
-    c: &Caller,
-    usager: Uuid,
-    ids: &[&str],
-    channel: ConsentChannel,
-) -> Result<Mandate, AppError> {
-    let input = NewMandate {
-        usager_id: usager,
-        demarches: demarches(ids),
-        duration: MandateDuration::Month,
-        channel,
-    };
-    mandates::create(&app.state, c, input, None)
-        .await
-        .map(fresh)
-}
-
-pub async fn print_mandate(app: &TestApp, c: &Caller, usager: Uuid, ids: &[&str]) -> Mandate {
-    try_mandate(app, c, usager, ids, ConsentChannel::Print)
-        .await
-        .unwrap()
-}
-
-/// A printed mandate, consented at the desk.
-pub async fn active_mandate(app: &TestApp, c: &Caller, usager: Uuid, ids: &[&str]) -> Mandate {
-    let m = print_mandate(app, c, usager, ids).await;
-    let code = m.consent.as_ref().unwrap().code.clone().unwrap();
-    consent::consent_at_desk(&app.state, c, m.id, &code)
-        .await
-        .unwrap()
 }
 
 /// Waits (bounded) until the delivery worker has handled every queued SMS: nothing left

@@ -23,11 +23,16 @@ fn outsider(c: &Caller) -> Caller {
 
 #[tokio::test]
 async fn use_cases_refuse_a_principal_the_policies_refuse_and_change_nothing() {
-    let app = TestApp::spawn().await;
-    let c = caller(&app, None).await;
-    let u = usager(&app, &c, Some(PHONE)).await;
+    let app = TestApp::builder()
+        .org("France Services Lille")
+        .member("aidant")
+        .usager()
+        .mandate(&["logement"])
+        .spawn()
+        .await;
+    let (c, u) = (app.scene.member().caller.clone(), app.scene.usager());
+    let active = app.scene.mandate().clone();
     let m = print_mandate(&app, &c, u, &["social"]).await;
-    let active = active_mandate(&app, &c, u, &["logement"]).await;
     let o = outsider(&c);
     let s = &app.state;
     app.state.sequencer.barrier().await.unwrap();

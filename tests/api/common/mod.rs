@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,6 +23,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub db_url: DatabaseUrl,
+    /// What the builder set up before the test (`TestApp::builder().org(…).member(…)…`).
+    pub scene: fixtures::Scene,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -73,6 +77,7 @@ type ConfigTweak = Box<dyn FnOnce(&mut Config) + Send>;
 pub struct Builder {
     tweak: Vec<ConfigTweak>,
     listen_public: bool,
+    scene: Vec<fixtures::Step>,
 }
 
 impl Builder {
@@ -85,6 +90,34 @@ impl Builder {
     /// `Origin`), instead of the default `http://127.0.0.1:8080`.
     pub fn public_url_is_listen_address(mut self) -> Self {
         self.listen_public = true;
+        self
+    }
+
+    /// A new organisation (all démarches allowed); the members, usagers and mandates that
+    /// follow belong to it.
+    pub fn org(mut self, name: &str) -> Self {
+        self.scene.push(fixtures::Step::Org(name.to_owned()));
+        self
+    }
+
+    /// A member (`aidant` or `referent`) of the last organisation, enrolled.
+    pub fn member(mut self, role: &str) -> Self {
+        self.scene.push(fixtures::Step::Member(role.to_owned()));
+        self
+    }
+
+    /// A usager (with a phone) registered by the last member.
+    pub fn usager(mut self) -> Self {
+        self.scene.push(fixtures::Step::Usager);
+        self
+    }
+
+    /// An active mandate of the last usager for these démarches (printed code, consented at
+    /// the desk by the last member).
+    pub fn mandate(mut self, demarches: &[&str]) -> Self {
+        self.scene.push(fixtures::Step::Mandate(
+            demarches.iter().map(|d| (*d).to_owned()).collect(),
+        ));
         self
     }
 
@@ -122,7 +155,7 @@ impl Builder {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        TestApp {
+        let mut app = TestApp {
             addr,
             base: format!("http://{addr}"),
             state,
@@ -130,9 +163,12 @@ impl Builder {
             client,
             dir,
             db_url,
+            scene: fixtures::Scene::default(),
             shutdown: Some(tx),
             server: Some(server),
-        }
+        };
+        app.scene = fixtures::play(&app, &self.scene).await;
+        app
     }
 }
 
@@ -141,6 +177,7 @@ impl TestApp {
         Builder {
             tweak: Vec::new(),
             listen_public: false,
+            scene: Vec::new(),
         }
     }
 
