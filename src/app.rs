@@ -188,6 +188,9 @@ impl AppState {
 pub struct App {
     pub state: AppState,
     listener: TcpListener,
+    /// The metrics listener, bound by [`App::build`] when `MANDAT_METRICS_ADDR` is set
+    /// (otherwise bound when the server starts).
+    metrics: Option<TcpListener>,
 }
 
 impl App {
@@ -199,13 +202,32 @@ impl App {
                 config.listen
             ))
         })?;
+        let metrics = match config.metrics_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                StartError::Config(format!("MANDAT_METRICS_ADDR: cannot listen on {addr}: {e}"))
+            })?),
+            None => None,
+        };
         let state = AppState::new(config, Arc::new(SystemClock), migrate).await?;
-        Ok(Self { state, listener })
+        Ok(Self {
+            state,
+            listener,
+            metrics,
+        })
     }
 
     /// Builds the application on a listener the caller bound (tests: port 0).
     pub fn with_listener(state: AppState, listener: TcpListener) -> Self {
-        Self { state, listener }
+        Self {
+            state,
+            listener,
+            metrics: None,
+        }
+    }
+
+    /// Where the metrics endpoint listens, when it is bound already.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -219,14 +241,39 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let metrics_listener = match (self.metrics, self.state.config.metrics_addr) {
+            (Some(l), _) => Some(l),
+            (None, Some(addr)) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("MANDAT_METRICS_ADDR: cannot listen on {addr}: {e}")
+            })?),
+            (None, None) => None,
+        };
+        let metrics_listener = match metrics_listener {
+            Some(l) => Some((l, crate::metrics::install()?)),
+            None => None,
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let jobs = crate::jobs::start(&self.state.services, &stop_rx);
         let trimmer = tokio::spawn(crate::http::ratelimit::run_trimmer(
             self.state.limits.clone(),
             self.state.code_failures.clone(),
             self.state.clock.clone(),
-            stop_rx,
+            stop_rx.clone(),
         ));
+        let metrics = match metrics_listener {
+            Some((l, handle)) => {
+                if let Ok(addr) = l.local_addr() {
+                    tracing::info!(%addr, "metrics endpoint listening");
+                }
+                Some(tokio::spawn(crate::metrics::serve(
+                    l,
+                    self.state.services.clone(),
+                    handle,
+                    stop_rx.clone(),
+                )))
+            }
+            None => None,
+        };
         let router = crate::http::router(self.state.clone());
         let limits = crate::http::serve::ServerLimits {
             header_read_timeout: self.state.config.header_read_timeout,
@@ -235,6 +282,9 @@ impl App {
         crate::http::serve::serve(self.listener, router, limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = trimmer.await;
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
         jobs.join().await;
         self.state.store.close().await;
         Ok(())

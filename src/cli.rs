@@ -49,6 +49,13 @@ pub enum Command {
     /// Apply the retention policy (MANDAT_RETENTION_FILE).
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Copy the SQLite database to a new file, consistent while the server runs (PostgreSQL:
+    /// use pg_dump, see README.md, Operations).
+    Backup {
+        /// The new file (refused if it exists).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
     /// Run a benchmark scenario (see bench/README.md).
     Bench(crate::bench::BenchArgs),
 }
@@ -152,6 +159,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<ExitCode, StartError> {
         Command::Audit(cmd) => crate::cli_audit::run(cmd, config).await,
         Command::Keys(cmd) => crate::cli_ops::keys(cmd, config).await,
         Command::Retention(cmd) => crate::cli_ops::retention(cmd, config).await,
+        Command::Backup { to } => crate::cli_ops::backup(&to, config).await,
         Command::Bench(args) => crate::bench::run(args, config).await,
         Command::User(UserCommand::Create(args)) => user_create(config, args).await,
         Command::Org(OrgCommand::Create(args)) => {

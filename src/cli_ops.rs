@@ -1,4 +1,4 @@
-//! `mandat keys rotate` and `mandat retention run`.
+//! `mandat keys rotate`, `mandat retention run` and `mandat backup`.
 
 use std::sync::Arc;
 
@@ -70,4 +70,76 @@ pub async fn retention(cmd: RetentionCommand, config: Config) -> Result<ExitCode
     };
     state.store.close().await;
     Ok(code)
+}
+
+/// `mandat backup --to FILE`: SQLite's `VACUUM INTO` from a read transaction of its own, so
+/// the copy is one consistent snapshot even while `serve` writes (the writer never waits).
+/// The copy is checked (`PRAGMA quick_check`) before the command reports success. The
+/// master key is not in the database: back up the key file (or `MANDAT_MASTER_KEY`) apart.
+pub async fn backup(to: &std::path::Path, config: Config) -> Result<ExitCode, StartError> {
+    use std::str::FromStr as _;
+    let url = match &config.database_url {
+        crate::config::DatabaseUrl::Postgres(_) => {
+            eprintln!(
+                "backup: not available for PostgreSQL; use pg_dump, e.g. pg_dump --format=custom --file=mandat.dump \"$MANDAT_DATABASE_URL\" (see README.md, Operations)"
+            );
+            return Ok(2);
+        }
+        crate::config::DatabaseUrl::Sqlite(u) => u.clone(),
+    };
+    let source = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .map_err(|e| StartError::Config(format!("MANDAT_DATABASE_URL: {e}")))?
+        .get_filename()
+        .to_path_buf();
+    if !source.is_file() {
+        eprintln!("backup: no database at {}", source.display());
+        return Ok(2);
+    }
+    if to.exists() {
+        eprintln!("backup: {} exists already; give a new file", to.display());
+        return Ok(2);
+    }
+    let store = crate::app::open_store(&config, false).await?;
+    let copied = store.backup_to(to).await;
+    store.close().await;
+    if let Err(e) = copied {
+        eprintln!("backup: {e}");
+        return Ok(1);
+    }
+    let target = to.to_path_buf();
+    let checked = tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open_with_flags(
+            &target,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        let entries: i64 =
+            conn.query_row("SELECT next_index FROM audit_head WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
+        Ok::<_, rusqlite::Error>((check, entries))
+    })
+    .await
+    .map_err(other)?;
+    match checked {
+        Ok((check, entries)) if check == "ok" => {
+            let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "{}",
+                serde_json::json!({"backup": to.display().to_string(), "bytes": bytes, "audit_entries": entries})
+            );
+            eprintln!(
+                "backup: the master key is not in the copy; keep the key file (MANDAT_KEYS_FILE) or MANDAT_MASTER_KEY with it"
+            );
+            Ok(0)
+        }
+        Ok((check, _)) => {
+            eprintln!("backup: the copy does not pass PRAGMA quick_check: {check}");
+            Ok(1)
+        }
+        Err(e) => {
+            eprintln!("backup: cannot read the copy back: {e}");
+            Ok(1)
+        }
+    }
 }

@@ -143,6 +143,9 @@ pub struct Config {
     pub checkpoint_every_events: u64,
     pub checkpoint_interval_ms: u64,
     pub publish_checkpoints: bool,
+    /// Address of the Prometheus endpoint (`GET /metrics`, a listener of its own); off when
+    /// `None`.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Request headers must arrive within this time (slow clients cannot hold connections).
@@ -184,6 +187,7 @@ struct Raw {
     checkpoint_every_events: Option<String>,
     checkpoint_interval_ms: Option<String>,
     publish_checkpoints: Option<String>,
+    metrics_addr: Option<String>,
 }
 
 const KNOWN: &[&str] = &[
@@ -216,6 +220,7 @@ const KNOWN: &[&str] = &[
     "checkpoint_every_events",
     "checkpoint_interval_ms",
     "publish_checkpoints",
+    "metrics_addr",
 ];
 
 fn var(key: &str) -> String {
@@ -495,6 +500,21 @@ impl Config {
         }
         let publish_checkpoints =
             parse_bool(raw.publish_checkpoints.as_deref(), "publish_checkpoints")?;
+        let metrics_addr = match raw.metrics_addr.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(s.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    "MANDAT_METRICS_ADDR",
+                    format!("'{s}' is not a socket address (expected e.g. 127.0.0.1:9090)"),
+                )
+            })?),
+        };
+        if metrics_addr.is_some_and(|m| m == listen && m.port() != 0) {
+            return Err(ConfigError::new(
+                "MANDAT_METRICS_ADDR",
+                "must differ from MANDAT_LISTEN (the metrics have a listener of their own)",
+            ));
+        }
         Ok(Self {
             database_url,
             database_max_connections,
@@ -520,6 +540,7 @@ impl Config {
             checkpoint_every_events,
             checkpoint_interval_ms,
             publish_checkpoints,
+            metrics_addr,
         })
     }
 
@@ -555,6 +576,7 @@ impl Config {
             checkpoint_every_events: 1000,
             checkpoint_interval_ms: 1000,
             publish_checkpoints: false,
+            metrics_addr: None,
         }
     }
 
@@ -734,6 +756,27 @@ mod tests {
         assert!(c.sms_webhook_secret.is_some());
         let c = Config::from_sources(None, &env(&[])).unwrap();
         assert!(c.sms_webhook_secret.is_none(), "unset: the webhook is off");
+    }
+
+    #[test]
+    fn metrics_address_is_off_by_default_and_validated() {
+        let c = Config::from_sources(None, &env(&[])).unwrap();
+        assert!(c.metrics_addr.is_none(), "off by default");
+        let c =
+            Config::from_sources(None, &env(&[("MANDAT_METRICS_ADDR", "127.0.0.1:9090")])).unwrap();
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9090".parse().unwrap()));
+        let e =
+            Config::from_sources(None, &env(&[("MANDAT_METRICS_ADDR", "localhost")])).unwrap_err();
+        assert_eq!(e.var, "MANDAT_METRICS_ADDR");
+        let e = Config::from_sources(
+            None,
+            &env(&[
+                ("MANDAT_LISTEN", "127.0.0.1:8080"),
+                ("MANDAT_METRICS_ADDR", "127.0.0.1:8080"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(e.var, "MANDAT_METRICS_ADDR");
     }
 
     #[test]

@@ -131,6 +131,7 @@ impl Sequencer {
         tx.delete_audit_queue(&ids).await?;
         tx.set_audit_head(next, &prev).await?;
         tx.commit().await?;
+        ::metrics::counter!(crate::metrics::AUDIT_SEQUENCED).increment(entries.len() as u64);
         Ok(entries.len())
     }
 

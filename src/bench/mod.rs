@@ -157,6 +157,8 @@ impl BenchDb {
         c.checkpoint_origin.clone_from(&base.checkpoint_origin);
         c.checkpoint_every_events = base.checkpoint_every_events;
         c.checkpoint_interval_ms = base.checkpoint_interval_ms;
+        // `MANDAT_METRICS_ADDR`: watch a run with `curl …/metrics`.
+        c.metrics_addr = base.metrics_addr;
         c
     }
 

@@ -26,6 +26,33 @@ pub fn make_span(req: &Request<Body>) -> tracing::Span {
     tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id)
 }
 
+/// Counts the request and records its latency, labelled by route template (never the raw
+/// path, which holds ids and tokens), method and final status.
+pub async fn record_metrics(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method: &'static str = match req.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    ::metrics::counter!(crate::metrics::HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
+    ::metrics::histogram!(crate::metrics::HTTP_DURATION, "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    res
+}
+
 /// Any error response that is not already problem+json (404 of unknown routes, 405, 408
 /// timeouts, 413 body limits, panics) is rewritten as one, keeping useful headers.
 pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {

@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
             middleware::csrf_guard,
         ))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(middleware::make_span))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .layer(axum::middleware::from_fn(

@@ -190,6 +190,7 @@ pub async fn login(
         let refused = refuse_locked(state, tx.as_mut(), a.id, mac, request_id).await?;
         state.commit(tx).await?;
         tracing::info!(locked = true, "login refused");
+        ::metrics::counter!(crate::metrics::LOGINS, "outcome" => "locked").increment(1);
         return Err(refused);
     }
     let code = factors::match_code(state, &factor_rows, &input.totp, &["active"])?;
@@ -220,6 +221,10 @@ pub async fn login(
         };
         state.commit(tx).await?;
         tracing::info!(locked, "login failed");
+        ::metrics::counter!(crate::metrics::LOGINS, "outcome" => "failure").increment(1);
+        if locked {
+            ::metrics::counter!(crate::metrics::LOCKOUTS).increment(1);
+        }
         return Err(AppError::Unauthenticated);
     };
     // The lock is checked again where the session is created: a concurrent failure that
@@ -228,6 +233,7 @@ pub async fn login(
         let refused = refuse_locked(state, tx.as_mut(), a.id, mac, request_id).await?;
         state.commit(tx).await?;
         tracing::info!(locked = true, "login refused");
+        ::metrics::counter!(crate::metrics::LOGINS, "outcome" => "locked").increment(1);
         return Err(refused);
     }
     let token = tokens::new_token().map_err(anyhow::Error::from)?;
@@ -258,6 +264,7 @@ pub async fn login(
     audit::append(tx.as_mut(), &ev).await?;
     state.commit(tx).await?;
     tracing::info!(aidant.id = %a.id, "login");
+    ::metrics::counter!(crate::metrics::LOGINS, "outcome" => "success").increment(1);
     let me = Me {
         id: a.id,
         email: a.email,

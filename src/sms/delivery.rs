@@ -149,6 +149,18 @@ pub enum Outcome {
     Void,
 }
 
+impl Outcome {
+    /// The metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Retried => "retried",
+            Self::Failed => "failed",
+            Self::Void => "void",
+        }
+    }
+}
+
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {
@@ -202,6 +214,7 @@ pub async fn deliver_one(state: &Services, sender: &dyn SmsSender) -> ApiResult<
     let Some(msg) = open_message(state, tx.as_mut(), &row, now).await? else {
         tx.finish_sms(row.id, row.attempts, "void", now).await?;
         tx.commit().await?;
+        ::metrics::counter!(crate::metrics::SMS, "outcome" => Outcome::Void.name()).increment(1);
         return Ok(Some(Outcome::Void));
     };
     tx.commit().await?;
@@ -245,6 +258,7 @@ pub async fn deliver_one(state: &Services, sender: &dyn SmsSender) -> ApiResult<
         }
     };
     tx.commit().await?;
+    ::metrics::counter!(crate::metrics::SMS, "outcome" => outcome.name()).increment(1);
     if outcome == Outcome::Failed {
         state.sequencer.notify();
     }

@@ -118,6 +118,17 @@ impl Backend {
     }
 }
 
+/// Connections of a store (the metrics endpoint reports them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections the store may open at most.
+    pub max: u32,
+    /// Connections serving a transaction now.
+    pub in_use: u32,
+    /// Open connections waiting for one.
+    pub idle: u32,
+}
+
 /// A database: opens transactions.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -136,6 +147,16 @@ pub trait Store: Send + Sync + 'static {
     async fn begin_snapshot(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// Closes the pool.
     async fn close(&self);
+    /// How many connections are in use and idle now.
+    fn pool_stats(&self) -> PoolStats;
+    /// Writes a consistent copy of the whole database to the new file `to`, while the
+    /// service goes on (SQLite only; PostgreSQL is backed up with its own tools).
+    async fn backup_to(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        let _ = to;
+        Err(StoreError::Other(anyhow::anyhow!(
+            "this database is backed up with its own tools"
+        )))
+    }
     /// Whether [`Store::audit_stream`] is a fast path of this backend.
     fn has_audit_stream(&self) -> bool {
         false
@@ -254,6 +275,8 @@ pub trait AuditRepo {
     async fn enqueue_audit(&mut self, event_json: &str) -> Result<(), StoreError>;
     /// Committed queue rows, oldest first: `(queue id, event json)`.
     async fn audit_queue_batch(&mut self, limit: i64) -> Result<Vec<(i64, String)>, StoreError>;
+    /// Committed events waiting for the sequencer.
+    async fn audit_queue_len(&mut self) -> Result<i64, StoreError>;
     /// `(next index, chain hash of the last entry)`.
     async fn audit_head(&mut self) -> Result<(i64, Vec<u8>), StoreError>;
     async fn set_audit_head(

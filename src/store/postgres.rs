@@ -172,6 +172,18 @@ impl Store for PgStore {
         self.pool.close().await;
     }
 
+    fn pool_stats(&self) -> super::PoolStats {
+        let open = self.pool.size();
+        let idle = u32::try_from(self.pool.num_idle())
+            .unwrap_or(u32::MAX)
+            .min(open);
+        super::PoolStats {
+            max: self.pool.options().get_max_connections(),
+            in_use: open - idle,
+            idle,
+        }
+    }
+
     fn has_audit_stream(&self) -> bool {
         true
     }

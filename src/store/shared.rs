@@ -88,6 +88,12 @@ macro_rules! impl_shared_repos {
                     .await?)
             }
 
+            async fn audit_queue_len(&mut self) -> Result<i64, $crate::store::StoreError> {
+                Ok($db::query_scalar("SELECT COUNT(*) FROM audit_queue")
+                    .fetch_one(&mut *self.0)
+                    .await?)
+            }
+
             async fn audit_head(&mut self) -> Result<(i64, Vec<u8>), $crate::store::StoreError> {
                 Ok($db::query_as("SELECT next_index, chain_hash FROM audit_head WHERE id = 1")
                     .fetch_one(&mut *self.0)

@@ -42,6 +42,8 @@ pub struct SqliteStore {
     /// SQLite's busy handler (which sleeps in steps of milliseconds and ruins tail latency).
     writer: Arc<tokio::sync::Mutex<Connection>>,
     readers: Arc<Readers>,
+    /// Read connections at most (the pool size).
+    max_readers: u32,
     acquire_timeout: Duration,
 }
 
@@ -134,6 +136,7 @@ impl SqliteStore {
                 file: file.clone(),
             }),
             file,
+            max_readers: max_connections.max(1),
             acquire_timeout: timeout,
         })
     }
@@ -369,6 +372,41 @@ impl Store for SqliteStore {
         if let Ok(mut idle) = self.readers.idle.lock() {
             idle.clear();
         }
+    }
+
+    fn pool_stats(&self) -> super::PoolStats {
+        // The writer connection and the read connections.
+        let writer_busy = u32::from(self.writer.try_lock().is_err());
+        let free = u32::try_from(self.readers.permits.available_permits()).unwrap_or(u32::MAX);
+        let readers_busy = self.max_readers.saturating_sub(free);
+        let idle = self
+            .readers
+            .idle
+            .lock()
+            .map_or(0, |v| u32::try_from(v.len()).unwrap_or(u32::MAX));
+        super::PoolStats {
+            max: self.max_readers + 1,
+            in_use: readers_busy + writer_busy,
+            idle: idle + (1 - writer_busy),
+        }
+    }
+
+    /// `VACUUM INTO` on a read connection of its own: one read transaction (a WAL snapshot,
+    /// which never blocks the writer) copied into a new, compact file.
+    async fn backup_to(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        let file = self.file.clone();
+        let to = to.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let conn = open(&file)?;
+            let target = to.to_str().ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!("the backup path is not valid UTF-8"))
+            })?;
+            conn.execute("VACUUM INTO ?1", [target])
+                .map_err(|e| StoreError::Other(anyhow::anyhow!("VACUUM INTO failed: {e}")))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.into()))?
     }
 
     fn has_audit_stream(&self) -> bool {
