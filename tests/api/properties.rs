@@ -73,21 +73,37 @@ proptest! {
     }
 
     #[test]
-    fn french_mobile_numbers_in_any_spelling_are_the_same_number(
-        digits in "[67][0-9]{8}",
-        sep in prop::sample::select(vec!["", " ", ".", "-"]),
-        international in any::<bool>(),
+    fn separators_never_change_a_number(
+        digits in "[1-9][0-9]{8}",
+        sep in prop::sample::select(vec![" ", ".", "-"]),
     ) {
-        let pairs: Vec<String> = format!("0{digits}")
-            .as_bytes()
-            .chunks(2)
-            .map(|c| String::from_utf8(c.to_vec()).unwrap())
-            .collect();
-        let national = pairs.join(sep);
-        let typed = if international { format!("+33 {}", &national[1..]) } else { national };
-        if let Ok(p) = Phone::parse(&typed) {
-            prop_assert_eq!(p.as_str(), format!("+33{digits}"));
-        }
+        let pairs = |s: &str| -> Vec<String> {
+            s.as_bytes().chunks(2).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect()
+        };
+        let national = format!("0{digits}");
+        let spaced = pairs(&national).join(sep);
+        prop_assert_eq!(
+            Phone::parse(&national).map(|p| p.as_str().to_owned()),
+            Phone::parse(&spaced).map(|p| p.as_str().to_owned())
+        );
+        let international = format!("+33{digits}");
+        let spaced = format!("+33 {}", pairs(&digits).join(sep));
+        prop_assert_eq!(
+            Phone::parse(&international).map(|p| p.as_str().to_owned()),
+            Phone::parse(&spaced).map(|p| p.as_str().to_owned())
+        );
+    }
+
+    #[test]
+    // 069x and 0639 national numbers are overseas mobiles (Réunion, Mayotte, Antilles), so the
+    // national spelling is only unambiguous for metropolitan ranges.
+    fn a_french_mobile_is_the_same_number_national_or_international(digits in "6[0-2][0-9]{7}") {
+        let national = Phone::parse(&format!("0{digits}")).expect("06 numbers are French mobiles");
+        let international = Phone::parse(&format!("+33{digits}")).unwrap();
+        let zeros = Phone::parse(&format!("0033{digits}")).unwrap();
+        prop_assert_eq!(national.as_str(), format!("+33{digits}"));
+        prop_assert_eq!(international.as_str(), national.as_str());
+        prop_assert_eq!(zeros.as_str(), national.as_str());
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub struct EventsParams {
     mandate: Option<String>,
     organisation: Option<String>,
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -177,7 +178,7 @@ pub async fn export(
 
 /// The latest signed checkpoint (DPO; public when `MANDAT_PUBLISH_CHECKPOINTS=1`).
 #[utoipa::path(get, path = "/api/v1/audit/checkpoints/latest", tag = "audit", security((), ("session" = [])),
-    responses((status = 200, body = LatestCheckpoint), problem::NotFound))]
+    responses((status = 200, body = LatestCheckpoint), problem::Forbidden, problem::NotFound))]
 pub async fn latest_checkpoint(
     State(state): State<AppState>,
     session: Result<Session, AppError>,

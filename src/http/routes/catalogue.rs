@@ -5,7 +5,6 @@ use axum::{Json, Router};
 
 use crate::app::AppState;
 use crate::domain::demarche::{Demarche, catalogue};
-use crate::http::openapi::problem;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/demarches", get(list))

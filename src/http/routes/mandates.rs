@@ -148,7 +148,9 @@ pub async fn create(
 pub struct ListParams {
     usager_id: Option<Uuid>,
     status: Option<String>,
+    #[param(minimum = 0, maximum = 3660)]
     expiring_within_days: Option<i64>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -90,7 +90,7 @@ pub struct StepUpBody {
 }
 
 /// Give a fresh TOTP code: the session is stepped-up for 5 minutes.
-#[utoipa::path(post, path = "/api/v1/session/step-up", tag = "session", request_body = StepUpBody, responses((status = 204), problem::Unauthenticated, problem::TooManyRequests))]
+#[utoipa::path(post, path = "/api/v1/session/step-up", tag = "session", request_body = StepUpBody, responses((status = 204), problem::Unauthenticated, problem::TooManyRequests, problem::Unprocessable))]
 pub async fn step_up(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -129,6 +129,7 @@ pub async fn create(
 pub struct SearchParams {
     /// A name (family name, or given and family names), a birth date `YYYY-MM-DD`, or both.
     q: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
