@@ -125,6 +125,7 @@ pub async fn create(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
     /// A name (family name, or given and family names), a birth date `YYYY-MM-DD`, or both.
@@ -216,6 +217,7 @@ async fn reader(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportParams {
     /// `json` (default) or `pdf`.
