@@ -10,7 +10,10 @@
 //! 2. A route that needs no session says so with `security(())` (anonymous) or
 //!    `security((), ("session" = []))` (a session is optional). Every other operation is
 //!    documented as needing the `session` cookie.
-//! 3. Add the handler to `paths(...)` of [`ApiDoc`] below.
+//! 3. Query parameters are a struct deriving `utoipa::IntoParams` with
+//!    `#[into_params(parameter_in = Query)]`, their bounds written as `#[param(minimum = …)]`
+//!    when the handler checks them (schemathesis sends values past every documented bound).
+//! 4. Add the handler to `paths(...)` of [`ApiDoc`] below.
 //!
 //! The statuses that come from the framework and the middleware are added to every operation
 //! by [`Problems`] from its shape, so no handler repeats them: `400` for a body or parameters
