@@ -240,6 +240,12 @@ pub fn append_witness(path: &Path, record: &WitnessRecord) -> std::io::Result<()
 /// line is returned, the last one being the newest) or a file holding one signed note.
 pub fn read_external(path: &Path) -> Result<Vec<SignedNote>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_external(&text, &path.display().to_string())
+}
+
+/// The checkpoints of a witness file's or a signed note's text (see [`read_external`]);
+/// `label` names the source in error messages.
+pub fn parse_external(text: &str, label: &str) -> Result<Vec<SignedNote>, String> {
     if text.trim_start().starts_with('{') {
         let mut out = Vec::new();
         for (n, line) in text
@@ -247,16 +253,15 @@ pub fn read_external(path: &Path) -> Result<Vec<SignedNote>, String> {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            let rec: WitnessRecord = serde_json::from_str(line)
-                .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
-            let note = SignedNote::parse(&rec.note)
-                .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+            let rec: WitnessRecord =
+                serde_json::from_str(line).map_err(|e| format!("{label} line {}: {e}", n + 1))?;
+            let note =
+                SignedNote::parse(&rec.note).map_err(|e| format!("{label} line {}: {e}", n + 1))?;
             if note.checkpoint.tree_size != rec.tree_size
                 || hex::encode(note.checkpoint.root) != rec.root_hash
             {
                 return Err(format!(
-                    "{} line {}: the record does not match its note",
-                    path.display(),
+                    "{label} line {}: the record does not match its note",
                     n + 1
                 ));
             }
@@ -264,9 +269,9 @@ pub fn read_external(path: &Path) -> Result<Vec<SignedNote>, String> {
         }
         Ok(out)
     } else {
-        SignedNote::parse(&text)
+        SignedNote::parse(text)
             .map(|n| vec![n])
-            .map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(|e| format!("{label}: {e}"))
     }
 }
 

@@ -15,6 +15,7 @@ use crate::domain::audit_query::{AuditQuery, RawAuditQuery, parse_limit};
 use crate::error::{ApiResult, AppError};
 use crate::http::auth::Session;
 use crate::http::extract::RequestId;
+use crate::http::openapi::problem;
 use crate::service::Ctx;
 use crate::service::audit::{
     self, AuditPage, ConsistencyProof, ExportFormat, InclusionProof, LatestCheckpoint, PublicKeys,
@@ -36,6 +37,7 @@ fn validation(errors: Vec<crate::domain::FieldError>) -> AppError {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsParams {
     since: Option<String>,
@@ -46,12 +48,13 @@ pub struct EventsParams {
     mandate: Option<String>,
     organisation: Option<String>,
     cursor: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
 /// Search the audit trail (DPO; a référent sees only their organisation's events).
 #[utoipa::path(get, path = "/api/v1/audit/events", tag = "audit", params(EventsParams),
-    responses((status = 200, body = AuditPage), (status = 403, body = crate::error::Problem)))]
+    responses((status = 200, body = AuditPage), problem::Forbidden, problem::NotFound, problem::Unprocessable))]
 pub async fn events(
     State(state): State<AppState>,
     session: Session,
@@ -87,6 +90,7 @@ pub async fn events(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
     /// `jsonl` or `csv`.
@@ -102,8 +106,8 @@ pub struct ExportParams {
 
 /// Streamed export (DPO, step-up ≤ 5 min): JSONL lines are exactly the canonical events.
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(ExportParams),
-    responses((status = 200, description = "JSONL or CSV stream", content_type = "application/x-ndjson"),
-        (status = 403, body = crate::error::Problem)))]
+    responses((status = 200, description = "JSONL or CSV stream", content(
+        (String = "application/x-ndjson"), (String = "text/csv"))), problem::Forbidden, problem::NotFound, problem::Unprocessable))]
 pub async fn export(
     State(state): State<AppState>,
     session: Session,
@@ -149,8 +153,8 @@ pub async fn export(
 }
 
 /// The latest signed checkpoint (DPO; public when `MANDAT_PUBLISH_CHECKPOINTS=1`).
-#[utoipa::path(get, path = "/api/v1/audit/checkpoints/latest", tag = "audit",
-    responses((status = 200, body = LatestCheckpoint), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(get, path = "/api/v1/audit/checkpoints/latest", tag = "audit", security((), ("session" = [])),
+    responses((status = 200, body = LatestCheckpoint), problem::Forbidden, problem::NotFound))]
 pub async fn latest_checkpoint(
     State(state): State<AppState>,
     session: Result<Session, AppError>,
@@ -160,6 +164,7 @@ pub async fn latest_checkpoint(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionParams {
     index: i64,
@@ -168,7 +173,7 @@ pub struct InclusionParams {
 
 /// RFC 9162 inclusion proof of one entry (DPO).
 #[utoipa::path(get, path = "/api/v1/audit/proofs/inclusion", tag = "audit", params(InclusionParams),
-    responses((status = 200, body = InclusionProof), (status = 422, body = crate::error::Problem)))]
+    responses((status = 200, body = InclusionProof), problem::NotFound, problem::Unprocessable))]
 pub async fn inclusion(
     State(state): State<AppState>,
     session: Session,
@@ -181,6 +186,7 @@ pub async fn inclusion(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyParams {
     from: i64,
@@ -189,7 +195,7 @@ pub struct ConsistencyParams {
 
 /// RFC 9162 consistency proof between two tree sizes (DPO).
 #[utoipa::path(get, path = "/api/v1/audit/proofs/consistency", tag = "audit", params(ConsistencyParams),
-    responses((status = 200, body = ConsistencyProof), (status = 422, body = crate::error::Problem)))]
+    responses((status = 200, body = ConsistencyProof), problem::Unprocessable))]
 pub async fn consistency(
     State(state): State<AppState>,
     session: Session,
@@ -201,7 +207,7 @@ pub async fn consistency(
 
 /// Verify the whole trail now (DPO); recorded as `audit.verified`.
 #[utoipa::path(post, path = "/api/v1/audit/verify", tag = "audit",
-    responses((status = 200, body = VerifyReport), (status = 403, body = crate::error::Problem)))]
+    responses((status = 200, body = VerifyReport), problem::Forbidden))]
 pub async fn verify(
     State(state): State<AppState>,
     session: Session,
@@ -213,7 +219,7 @@ pub async fn verify(
 }
 
 /// The checkpoint-signing public keys (public).
-#[utoipa::path(get, path = "/api/v1/audit/public-key", tag = "audit",
+#[utoipa::path(get, path = "/api/v1/audit/public-key", tag = "audit", security(()),
     responses((status = 200, body = PublicKeys)))]
 pub async fn public_key(State(state): State<AppState>) -> ApiResult<Json<PublicKeys>> {
     Ok(Json(audit::public_keys(&state).await?))

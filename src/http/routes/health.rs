@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::http::openapi::problem;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -21,16 +22,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The process is running.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
 /// The database answers and its migrations are current.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses(
-    (status = 200, body = Health),
-    (status = 503, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200, body = Health), problem::Unavailable))]
 pub async fn readyz(State(state): State<AppState>) -> Result<(StatusCode, Json<Health>), AppError> {
     if state.checkpoints.failure().is_some() {
         // Logged with its first bad index when detected; an operator must act.

@@ -16,6 +16,7 @@ use crate::domain::mandate::{ConsentChannel, MandateDuration, MandateStatus, Rev
 use crate::error::{ApiResult, AppError};
 use crate::http::auth::{ClientIp, Session};
 use crate::http::extract::{ApiJson, RequestId};
+use crate::http::openapi::problem;
 use crate::http::ratelimit::Limit;
 use crate::service::consent::{self, Decision};
 use crate::service::documents;
@@ -87,10 +88,7 @@ pub struct CreateBody {
 /// Open a mandate in `pending_consent`. For `print`, `consent.code` is returned once.
 #[utoipa::path(post, path = "/api/v1/mandates", tag = "mandates", request_body = CreateBody,
     params(("Idempotency-Key" = Option<String>, Header)),
-    responses(
-        (status = 201, body = Mandate),
-        (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 201, body = Mandate), problem::NotFound, problem::Conflict, problem::Unprocessable))]
 pub async fn create(
     State(state): State<AppState>,
     session: Session,
@@ -112,11 +110,14 @@ pub async fn create(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     usager_id: Option<Uuid>,
     status: Option<String>,
+    #[param(minimum = 0, maximum = 3660)]
     expiring_within_days: Option<i64>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -128,7 +129,7 @@ pub struct MandateList {
 }
 
 /// Mandates of the current organisation.
-#[utoipa::path(get, path = "/api/v1/mandates", tag = "mandates", params(ListParams), responses((status = 200, body = MandateList)))]
+#[utoipa::path(get, path = "/api/v1/mandates", tag = "mandates", params(ListParams), responses((status = 200, body = MandateList), problem::Unprocessable))]
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
@@ -170,7 +171,7 @@ pub async fn list(
 }
 
 /// One mandate of the current organisation.
-#[utoipa::path(get, path = "/api/v1/mandates/{id}", tag = "mandates", params(("id" = Uuid, Path)), responses((status = 200, body = Mandate), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/api/v1/mandates/{id}", tag = "mandates", params(("id" = Uuid, Path)), responses((status = 200, body = Mandate), problem::NotFound))]
 pub async fn read(
     State(state): State<AppState>,
     session: Session,
@@ -200,10 +201,7 @@ fn pdf_response(bytes: Vec<u8>, name: &str) -> Response {
 
 /// The printable attestation (A4 PDF): terms, signature boxes, the printed code while the
 /// challenge is open, the verification QR code. Each print is audited.
-#[utoipa::path(get, path = "/api/v1/mandates/{id}/attestation.pdf", tag = "mandates", params(("id" = Uuid, Path)), responses(
-    (status = 200, content_type = "application/pdf", body = Vec<u8>),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(get, path = "/api/v1/mandates/{id}/attestation.pdf", tag = "mandates", params(("id" = Uuid, Path)), responses((status = 200, content_type = "application/pdf", body = Vec<u8>), problem::NotFound))]
 pub async fn attestation_pdf(
     State(state): State<AppState>,
     session: Session,
@@ -216,10 +214,7 @@ pub async fn attestation_pdf(
 }
 
 /// The printable revocation notice (A4 PDF); `404` before any revocation.
-#[utoipa::path(get, path = "/api/v1/mandates/{id}/revocation.pdf", tag = "mandates", params(("id" = Uuid, Path)), responses(
-    (status = 200, content_type = "application/pdf", body = Vec<u8>),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(get, path = "/api/v1/mandates/{id}/revocation.pdf", tag = "mandates", params(("id" = Uuid, Path)), responses((status = 200, content_type = "application/pdf", body = Vec<u8>), problem::NotFound))]
 pub async fn revocation_pdf(
     State(state): State<AppState>,
     session: Session,
@@ -238,13 +233,7 @@ pub struct ConsentBody {
 }
 
 /// The usager hands the code back at the desk: the mandate becomes active.
-#[utoipa::path(post, path = "/api/v1/mandates/{id}/consent", tag = "mandates", request_body = ConsentBody, params(("id" = Uuid, Path)), responses(
-    (status = 200, body = Mandate),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 410, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 423, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(post, path = "/api/v1/mandates/{id}/consent", tag = "mandates", request_body = ConsentBody, params(("id" = Uuid, Path)), responses((status = 200, body = Mandate), problem::NotFound, problem::Conflict, problem::Gone, problem::Unprocessable, problem::Locked))]
 pub async fn consent_at_desk(
     State(state): State<AppState>,
     session: Session,
@@ -259,7 +248,7 @@ pub async fn consent_at_desk(
 }
 
 /// A new SMS code (the previous one is void); at most 3 per mandate.
-#[utoipa::path(post, path = "/api/v1/mandates/{id}/consent/resend", tag = "mandates", params(("id" = Uuid, Path)), responses((status = 202), (status = 429, body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/api/v1/mandates/{id}/consent/resend", tag = "mandates", params(("id" = Uuid, Path)), responses((status = 202), problem::NotFound, problem::Conflict, problem::TooManyRequests))]
 pub async fn resend(
     State(state): State<AppState>,
     session: Session,
@@ -279,7 +268,7 @@ pub struct RevokeBody {
 }
 
 /// Revoke some démarches, or the whole mandate.
-#[utoipa::path(post, path = "/api/v1/mandates/{id}/revoke", tag = "mandates", request_body = RevokeBody, params(("id" = Uuid, Path)), responses((status = 200, body = Mandate), (status = 409, body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/api/v1/mandates/{id}/revoke", tag = "mandates", request_body = RevokeBody, params(("id" = Uuid, Path)), responses((status = 200, body = Mandate), problem::NotFound, problem::Conflict, problem::Unprocessable))]
 pub async fn revoke(
     State(state): State<AppState>,
     session: Session,
@@ -317,7 +306,7 @@ pub struct RenewBody {
 }
 
 /// A new mandate renewing this one (active, or expired for at most 365 days).
-#[utoipa::path(post, path = "/api/v1/mandates/{id}/renew", tag = "mandates", request_body = RenewBody, params(("id" = Uuid, Path)), responses((status = 201, body = Mandate), (status = 409, body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/api/v1/mandates/{id}/renew", tag = "mandates", request_body = RenewBody, params(("id" = Uuid, Path)), responses((status = 201, body = Mandate), problem::NotFound, problem::Conflict, problem::Unprocessable))]
 pub async fn renew(
     State(state): State<AppState>,
     session: Session,
@@ -353,13 +342,7 @@ pub struct PublicConsentAnswer {
 }
 
 /// The usager accepts or refuses on the public page (the code is needed for both).
-#[utoipa::path(post, path = "/api/v1/public/consent", tag = "public", request_body = PublicConsentBody, responses(
-    (status = 200, body = PublicConsentAnswer),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 410, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 423, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(post, path = "/api/v1/public/consent", tag = "public", security(()), request_body = PublicConsentBody, responses((status = 200, body = PublicConsentAnswer), problem::NotFound, problem::Conflict, problem::Gone, problem::Unprocessable, problem::Locked, problem::TooManyRequests))]
 pub async fn public_consent(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -399,10 +382,7 @@ pub async fn answer_public(
 
 /// What anyone holding an attestation may check (no personal data); `404` for a forged or
 /// unknown reference.
-#[utoipa::path(get, path = "/api/v1/public/attestations/{reference}", tag = "public", params(("reference" = String, Path)), responses(
-    (status = 200, body = Verification),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(get, path = "/api/v1/public/attestations/{reference}", tag = "public", security(()), params(("reference" = String, Path)), responses((status = 200, body = Verification), problem::NotFound, problem::TooManyRequests))]
 pub async fn verify_attestation(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

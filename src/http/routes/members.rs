@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::error::ApiResult;
 use crate::http::auth::{ClientIp, Session};
 use crate::http::extract::{ApiJson, RequestId};
+use crate::http::openapi::problem;
 use crate::http::ratelimit::Limit;
 use crate::service::members::{
     self, AcceptInput, Enrolment, InvitationInfo, InviteInput, Invited, MemberItem,
@@ -58,7 +59,7 @@ pub struct InviteBody {
 /// e-mail is new (the link sets a password and a factor) or already has an account (the link
 /// is a join invitation: a pending membership, activated by the person, logged in).
 #[utoipa::path(post, path = "/api/v1/organisations/{org}/members", tag = "members", request_body = InviteBody,
-    params(("org" = Uuid, Path)), responses((status = 201, body = Invited)))]
+    params(("org" = Uuid, Path)), responses((status = 201, body = Invited), problem::NotFound, problem::Conflict, problem::Unprocessable))]
 pub async fn invite(
     State(state): State<AppState>,
     session: Session,
@@ -87,7 +88,7 @@ pub struct MemberList {
 }
 
 /// The organisation's members.
-#[utoipa::path(get, path = "/api/v1/organisations/{org}/members", tag = "members", params(("org" = Uuid, Path)), responses((status = 200, body = MemberList)))]
+#[utoipa::path(get, path = "/api/v1/organisations/{org}/members", tag = "members", params(("org" = Uuid, Path)), responses((status = 200, body = MemberList), problem::NotFound))]
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
@@ -100,7 +101,7 @@ pub async fn list(
 
 /// End a membership (the account is deactivated if it was its last).
 #[utoipa::path(delete, path = "/api/v1/organisations/{org}/members/{aidant}", tag = "members",
-    params(("org" = Uuid, Path), ("aidant" = Uuid, Path)), responses((status = 204)))]
+    params(("org" = Uuid, Path), ("aidant" = Uuid, Path)), responses((status = 204), problem::NotFound, problem::Conflict))]
 pub async fn deactivate(
     State(state): State<AppState>,
     session: Session,
@@ -113,7 +114,7 @@ pub async fn deactivate(
 
 /// Reactivate a membership.
 #[utoipa::path(post, path = "/api/v1/organisations/{org}/members/{aidant}/reactivate", tag = "members",
-    params(("org" = Uuid, Path), ("aidant" = Uuid, Path)), responses((status = 204)))]
+    params(("org" = Uuid, Path), ("aidant" = Uuid, Path)), responses((status = 204), problem::NotFound, problem::Conflict))]
 pub async fn reactivate(
     State(state): State<AppState>,
     session: Session,
@@ -131,7 +132,7 @@ pub struct ResetLink {
 
 /// Retire the aidant's second factors; they enrol a new one through the returned link.
 #[utoipa::path(post, path = "/api/v1/organisations/{org}/members/{aidant}/totp-reset", tag = "members",
-    params(("org" = Uuid, Path), ("aidant" = Uuid, Path)), responses((status = 200, body = ResetLink)))]
+    params(("org" = Uuid, Path), ("aidant" = Uuid, Path)), responses((status = 200, body = ResetLink), problem::NotFound, problem::Conflict))]
 pub async fn totp_reset(
     State(state): State<AppState>,
     session: Session,
@@ -166,7 +167,7 @@ pub struct Imported {
 
 /// Import physical TOTP cards (60-second step) for an organisation.
 #[utoipa::path(post, path = "/api/v1/organisations/{org}/totp-cards", tag = "members", request_body = CardsBody,
-    params(("org" = Uuid, Path)), responses((status = 201, body = Imported)))]
+    params(("org" = Uuid, Path)), responses((status = 201, body = Imported), problem::NotFound, problem::Conflict, problem::Unprocessable))]
 pub async fn import_cards(
     State(state): State<AppState>,
     session: Session,
@@ -196,7 +197,7 @@ pub struct BindBody {
 
 /// Bind an imported card to an aidant after checking a current code.
 #[utoipa::path(post, path = "/api/v1/organisations/{org}/members/{aidant}/totp-card", tag = "members", request_body = BindBody,
-    params(("org" = Uuid, Path), ("aidant" = Uuid, Path)), responses((status = 204)))]
+    params(("org" = Uuid, Path), ("aidant" = Uuid, Path)), responses((status = 204), problem::NotFound, problem::Conflict, problem::Unprocessable))]
 pub async fn bind_card(
     State(state): State<AppState>,
     session: Session,
@@ -210,7 +211,7 @@ pub async fn bind_card(
 }
 
 /// What an invitation is for.
-#[utoipa::path(get, path = "/api/v1/invitations/{token}", tag = "members", params(("token" = String, Path)), responses((status = 200, body = InvitationInfo)))]
+#[utoipa::path(get, path = "/api/v1/invitations/{token}", tag = "members", security(()), params(("token" = String, Path)), responses((status = 200, body = InvitationInfo), problem::NotFound, problem::Gone, problem::TooManyRequests))]
 pub async fn invitation(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -230,12 +231,8 @@ pub struct AcceptBody {
 }
 
 /// Set the password and receive the TOTP secret to enrol (a join invitation: `404`).
-#[utoipa::path(post, path = "/api/v1/invitations/{token}/accept", tag = "members", request_body = AcceptBody,
-    params(("token" = String, Path)), responses(
-    (status = 200, body = Enrolment),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 429, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(post, path = "/api/v1/invitations/{token}/accept", tag = "members", security(()), request_body = AcceptBody,
+    params(("token" = String, Path)), responses((status = 200, body = Enrolment), problem::NotFound, problem::Conflict, problem::Gone, problem::Unprocessable, problem::TooManyRequests))]
 pub async fn accept(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -265,8 +262,8 @@ pub struct ConfirmBody {
 }
 
 /// Confirm the enrolment with a current code: the account is active.
-#[utoipa::path(post, path = "/api/v1/invitations/{token}/confirm", tag = "members", request_body = ConfirmBody,
-    params(("token" = String, Path)), responses((status = 204)))]
+#[utoipa::path(post, path = "/api/v1/invitations/{token}/confirm", tag = "members", security(()), request_body = ConfirmBody,
+    params(("token" = String, Path)), responses((status = 204), problem::NotFound, problem::Conflict, problem::Gone, problem::Unprocessable, problem::TooManyRequests))]
 pub async fn confirm(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -282,12 +279,7 @@ pub async fn confirm(
 /// Accept a join invitation with your own account (logged in, second factor within 15
 /// minutes): the membership becomes active. An invitation of another account: `404`.
 #[utoipa::path(post, path = "/api/v1/invitations/{token}/join", tag = "members",
-    params(("token" = String, Path)), responses(
-    (status = 204),
-    (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+    params(("token" = String, Path)), responses((status = 204), problem::Unauthenticated, problem::Forbidden, problem::NotFound, problem::Conflict, problem::Gone, problem::TooManyRequests))]
 pub async fn join(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

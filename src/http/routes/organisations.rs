@@ -11,6 +11,7 @@ use crate::app::AppState;
 use crate::error::ApiResult;
 use crate::http::auth::Session;
 use crate::http::extract::{ApiJson, RequestId};
+use crate::http::openapi::problem;
 use crate::service::organisations::{self, Organisation};
 
 pub fn router() -> Router<AppState> {
@@ -29,10 +30,7 @@ pub struct CreateBody {
 }
 
 /// Create an organisation (administrators).
-#[utoipa::path(post, path = "/api/v1/organisations", tag = "organisations", request_body = CreateBody, responses(
-    (status = 201, body = Organisation),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(post, path = "/api/v1/organisations", tag = "organisations", request_body = CreateBody, responses((status = 201, body = Organisation), problem::Conflict, problem::Unprocessable))]
 pub async fn create(
     State(state): State<AppState>,
     session: Session,
@@ -52,7 +50,7 @@ pub async fn create(
 }
 
 /// An organisation (its members and administrators).
-#[utoipa::path(get, path = "/api/v1/organisations/{org}", tag = "organisations", params(("org" = Uuid, Path)), responses((status = 200, body = Organisation)))]
+#[utoipa::path(get, path = "/api/v1/organisations/{org}", tag = "organisations", params(("org" = Uuid, Path)), responses((status = 200, body = Organisation), problem::NotFound))]
 pub async fn read(
     State(state): State<AppState>,
     session: Session,
@@ -69,7 +67,7 @@ pub struct UpdateBody {
 }
 
 /// Change the allowed démarches or the address (référents, administrators).
-#[utoipa::path(patch, path = "/api/v1/organisations/{org}", tag = "organisations", request_body = UpdateBody, params(("org" = Uuid, Path)), responses((status = 200, body = Organisation)))]
+#[utoipa::path(patch, path = "/api/v1/organisations/{org}", tag = "organisations", request_body = UpdateBody, params(("org" = Uuid, Path)), responses((status = 200, body = Organisation), problem::NotFound, problem::Unprocessable))]
 pub async fn update(
     State(state): State<AppState>,
     session: Session,

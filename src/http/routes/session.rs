@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::error::ApiResult;
 use crate::http::auth::{ClientIp, Session, clear_cookie, session_cookie};
 use crate::http::extract::{ApiJson, RequestId};
+use crate::http::openapi::problem;
 use crate::http::ratelimit::Limit;
 use crate::service::accounts::{self, LoginInput, Me};
 
@@ -41,11 +42,7 @@ pub struct LoggedIn {
 }
 
 /// Log in with password and TOTP code.
-#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = LoginBody, responses(
-    (status = 200, body = LoggedIn),
-    (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 429, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", security(()), request_body = LoginBody, responses((status = 200, body = LoggedIn), problem::Unauthenticated, problem::TooManyRequests))]
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -93,7 +90,7 @@ pub struct StepUpBody {
 }
 
 /// Give a fresh TOTP code: the session is stepped-up for 5 minutes.
-#[utoipa::path(post, path = "/api/v1/session/step-up", tag = "session", request_body = StepUpBody, responses((status = 204)))]
+#[utoipa::path(post, path = "/api/v1/session/step-up", tag = "session", request_body = StepUpBody, responses((status = 204), problem::Unauthenticated, problem::TooManyRequests, problem::Unprocessable))]
 pub async fn step_up(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -123,11 +120,7 @@ pub struct PasswordBody {
 
 /// Change the password; the account's other sessions end. A wrong current password counts
 /// towards the account lockout.
-#[utoipa::path(post, path = "/api/v1/me/password", tag = "session", request_body = PasswordBody, responses(
-    (status = 204),
-    (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 429, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "session", request_body = PasswordBody, responses((status = 204), problem::Unprocessable, problem::TooManyRequests))]
 pub async fn change_password(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -154,7 +147,7 @@ pub struct SwitchBody {
 }
 
 /// Choose the organisation the aidant acts for.
-#[utoipa::path(put, path = "/api/v1/me/current-organisation", tag = "session", request_body = SwitchBody, responses((status = 200, body = Me)))]
+#[utoipa::path(put, path = "/api/v1/me/current-organisation", tag = "session", request_body = SwitchBody, responses((status = 200, body = Me), problem::NotFound))]
 pub async fn switch_organisation(
     State(state): State<AppState>,
     session: Session,

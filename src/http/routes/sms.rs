@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::error::{ApiResult, AppError};
 use crate::http::auth::ClientIp;
 use crate::http::extract::{RequestId, parse_json};
+use crate::http::openapi::problem;
 use crate::http::ratelimit::Limit;
 use crate::service::sms_replies;
 use crate::sms::inbound::{SignatureError, parse_reply, verify};
@@ -37,12 +38,9 @@ pub struct InboundAnswer {
 
 /// Inbound SMS (signed by the provider with `X-Mandat-Signature`); `404` when no webhook
 /// secret is configured.
-#[utoipa::path(post, path = "/api/v1/sms/inbound", tag = "public", request_body = InboundBody,
+#[utoipa::path(post, path = "/api/v1/sms/inbound", tag = "public", security(()), request_body = InboundBody,
     params(("X-Mandat-Signature" = String, Header)),
-    responses(
-        (status = 200, body = InboundAnswer),
-        (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = InboundAnswer), problem::BadRequest, problem::Unauthenticated, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn inbound(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

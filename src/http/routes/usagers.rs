@@ -13,6 +13,7 @@ use crate::domain::usager::{NewUsager, UsagerInput};
 use crate::error::{ApiResult, AppError};
 use crate::http::auth::Session;
 use crate::http::extract::{ApiJson, RequestId};
+use crate::http::openapi::problem;
 use crate::service::idempotency::{IdemKey, Replayable};
 use crate::service::usagers::{self, Caller, Usager};
 
@@ -90,10 +91,7 @@ pub struct CreateBody {
 /// Register a usager for the current organisation (personal data encrypted at rest).
 #[utoipa::path(post, path = "/api/v1/usagers", tag = "usagers", request_body = CreateBody,
     params(("Idempotency-Key" = Option<String>, Header)),
-    responses(
-        (status = 201, body = Usager),
-        (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 201, body = Usager), problem::NotFound, problem::Conflict, problem::Unprocessable))]
 pub async fn create(
     State(state): State<AppState>,
     session: Session,
@@ -122,10 +120,12 @@ pub async fn create(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
     /// A name (family name, or given and family names), a birth date `YYYY-MM-DD`, or both.
     q: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -137,7 +137,7 @@ pub struct UsagerList {
 
 /// Search the current organisation's usagers (exact normalised tokens; each result is an
 /// audited read).
-#[utoipa::path(get, path = "/api/v1/usagers", tag = "usagers", params(SearchParams), responses((status = 200, body = UsagerList)))]
+#[utoipa::path(get, path = "/api/v1/usagers", tag = "usagers", params(SearchParams), responses((status = 200, body = UsagerList), problem::Unprocessable))]
 pub async fn search(
     State(state): State<AppState>,
     session: Session,
@@ -155,7 +155,7 @@ pub async fn search(
 
 /// A usager's personal data (organisations linked to them; audited). Once archived by
 /// retention, the DPO only.
-#[utoipa::path(get, path = "/api/v1/usagers/{id}", tag = "usagers", params(("id" = Uuid, Path)), responses((status = 200, body = Usager), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/api/v1/usagers/{id}", tag = "usagers", params(("id" = Uuid, Path)), responses((status = 200, body = Usager), problem::NotFound))]
 pub async fn read(
     State(state): State<AppState>,
     session: Session,
@@ -171,6 +171,7 @@ pub async fn read(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportParams {
     /// `json` (default) or `pdf`.
@@ -179,11 +180,8 @@ pub struct ReportParams {
 
 /// The usager's access report: mandates with the current organisation, every use made of
 /// them and every read of the usager's data (who, what, when); audited as a read.
-#[utoipa::path(get, path = "/api/v1/usagers/{id}/access-report", tag = "usagers", params(("id" = Uuid, Path), ReportParams), responses(
-    (status = 200, body = crate::service::access_report::AccessReport),
-    (status = 200, content_type = "application/pdf", body = Vec<u8>),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(get, path = "/api/v1/usagers/{id}/access-report", tag = "usagers", params(("id" = Uuid, Path), ReportParams), responses((status = 200, body = crate::service::access_report::AccessReport),
+    (status = 200, content_type = "application/pdf", body = Vec<u8>), problem::NotFound, problem::Unprocessable))]
 pub async fn access_report(
     State(state): State<AppState>,
     session: Session,
@@ -225,11 +223,7 @@ pub async fn access_report(
 }
 
 /// Erase a usager (DPO): `204`, or `409` while a mandate is active or retention applies.
-#[utoipa::path(delete, path = "/api/v1/usagers/{id}", tag = "usagers", params(("id" = Uuid, Path)), responses(
-    (status = 204),
-    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(delete, path = "/api/v1/usagers/{id}", tag = "usagers", params(("id" = Uuid, Path)), responses((status = 204), problem::NotFound, problem::Conflict))]
 pub async fn erase(
     State(state): State<AppState>,
     session: Session,
