@@ -8,7 +8,7 @@
   var countdown = shown.querySelector("[data-countdown]");
   var hide = function () {
     shown.querySelectorAll("[data-secret]").forEach(function (el) { el.textContent = "••••••"; });
-    shown.querySelectorAll("[data-vault-copy]").forEach(function (b) { b.hidden = true; });
+    shown.querySelectorAll("[data-vault-copy]").forEach(function (b) { b.parentNode.removeChild(b); });
     var login = document.getElementById("shown-login");
     if (login) { login.textContent = "••••••"; }
     if (countdown) { countdown.textContent = "Secret masqué. Affichez-le à nouveau si besoin."; }

@@ -122,6 +122,13 @@ async fn the_vault_page_in_chromium() {
     assert_eq!(b.text("#shown-secret").await, "••••••");
     assert!(b.text("#shown").await.contains("Secret masqué"));
     assert!(!b.body().await.contains(SECRET));
+    assert!(
+        b.client
+            .find(fantoccini::Locator::Css("button[data-vault-copy]"))
+            .await
+            .is_err(),
+        "no copy button once masked"
+    );
     b.check("coffre-secret-masque").await;
 
     // A new secret (the step-up is still fresh: no code asked).

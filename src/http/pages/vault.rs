@@ -93,6 +93,8 @@ struct CoffrePage {
     add: AddValues,
     /// The entry whose form failed, and the French message shown next to it.
     error_for: String,
+    /// Which form of that entry: `afficher`, `secret`, `remise` or `supprimer`.
+    error_action: &'static str,
     entry_error: String,
     shown: Option<Shown>,
     reasons: Vec<(&'static str, &'static str)>,
@@ -115,6 +117,7 @@ struct Outcome {
     errors: Errors,
     add: AddValues,
     error_for: String,
+    error_action: &'static str,
     entry_error: String,
     shown: Option<Shown>,
 }
@@ -127,15 +130,17 @@ impl Outcome {
             errors: Errors::default(),
             add: AddValues::default(),
             error_for: String::new(),
+            error_action: "",
             entry_error: String::new(),
             shown: None,
         }
     }
 
-    fn entry_error(id: Uuid, message: impl Into<String>) -> Self {
+    fn entry_error(id: Uuid, action: &'static str, message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             error_for: id.to_string(),
+            error_action: action,
             entry_error: message.into(),
             ..Self::ok()
         }
@@ -185,6 +190,7 @@ async fn render(
             errors: o.errors,
             add: o.add,
             error_for: o.error_for,
+            error_action: o.error_action,
             entry_error: o.entry_error,
             shown: o.shown,
             reasons: Reason::ALL
@@ -272,12 +278,13 @@ async fn entry_failed(
     f: PageForm,
     rid: Option<String>,
     id: Uuid,
+    action: &'static str,
     e: AppError,
 ) -> Response {
     match entry_message(&e) {
         Some(m) => {
             let status = e.status();
-            let mut o = Outcome::entry_error(id, m);
+            let mut o = Outcome::entry_error(id, action, m);
             o.status = status;
             render(state, &f.session, f.nav, rid, o).await
         }
@@ -363,7 +370,7 @@ async fn reveal(
     mut f: PageForm,
 ) -> Response {
     if let Err(m) = step_up_inline(&state, &mut f, rid.clone()).await {
-        return render(&state, &f.session, f.nav, rid, Outcome::entry_error(id, m)).await;
+        return render(&state, &f.session, f.nav, rid, Outcome::entry_error(id, "afficher", m)).await;
     }
     let Some(reason) = Reason::parse(f.data.get("reason")) else {
         return render(
@@ -371,7 +378,7 @@ async fn reveal(
             &f.session,
             f.nav,
             rid,
-            Outcome::entry_error(id, "Choisissez pourquoi vous affichez ce secret."),
+            Outcome::entry_error(id, "afficher", "Choisissez pourquoi vous affichez ce secret."),
         )
         .await;
     };
@@ -406,7 +413,7 @@ async fn reveal(
             )
             .await
         }
-        Err(e) => entry_failed(&state, f, rid, id, e).await,
+        Err(e) => entry_failed(&state, f, rid, id, "afficher", e).await,
     }
 }
 
@@ -417,11 +424,11 @@ async fn rotate(
     mut f: PageForm,
 ) -> Response {
     if let Err(m) = step_up_inline(&state, &mut f, rid.clone()).await {
-        return render(&state, &f.session, f.nav, rid, Outcome::entry_error(id, m)).await;
+        return render(&state, &f.session, f.nav, rid, Outcome::entry_error(id, "secret", m)).await;
     }
     let secret = match vault::parse_secret(f.data.get("secret")) {
         Ok(s) => s,
-        Err(e) => return entry_failed(&state, f, rid, id, e).await,
+        Err(e) => return entry_failed(&state, f, rid, id, "secret", e).await,
     };
     let caller = match caller(&f.session, rid.clone()) {
         Ok(c) => c,
@@ -429,7 +436,7 @@ async fn rotate(
     };
     match vault::rotate(&state, &caller, id, secret).await {
         Ok(()) => see_other("/coffre?secret=ok"),
-        Err(e) => entry_failed(&state, f, rid, id, e).await,
+        Err(e) => entry_failed(&state, f, rid, id, "secret", e).await,
     }
 }
 
@@ -445,7 +452,7 @@ async fn remove(
             &f.session,
             f.nav,
             rid,
-            Outcome::entry_error(id, "Cochez la case pour confirmer la suppression."),
+            Outcome::entry_error(id, "supprimer", "Cochez la case pour confirmer la suppression."),
         )
         .await;
     }
@@ -455,7 +462,7 @@ async fn remove(
     };
     match vault::delete(&state, &caller, id).await {
         Ok(()) => see_other("/coffre?suppression=ok"),
-        Err(e) => entry_failed(&state, f, rid, id, e).await,
+        Err(e) => entry_failed(&state, f, rid, id, "supprimer", e).await,
     }
 }
 
@@ -466,7 +473,7 @@ async fn hand_over(
     mut f: PageForm,
 ) -> Response {
     if let Err(m) = step_up_inline(&state, &mut f, rid.clone()).await {
-        return render(&state, &f.session, f.nav, rid, Outcome::entry_error(id, m)).await;
+        return render(&state, &f.session, f.nav, rid, Outcome::entry_error(id, "remise", m)).await;
     }
     let Some(channel) = Channel::parse(f.data.get("channel")) else {
         return render(
@@ -474,7 +481,7 @@ async fn hand_over(
             &f.session,
             f.nav,
             rid,
-            Outcome::entry_error(id, "Choisissez une feuille imprimée ou un SMS."),
+            Outcome::entry_error(id, "remise", "Choisissez une feuille imprimée ou un SMS."),
         )
         .await;
     };
@@ -492,6 +499,6 @@ async fn hand_over(
             res
         }
         Ok(HandedOver::SmsQueued) => see_other("/coffre?sms=ok"),
-        Err(e) => entry_failed(&state, f, rid, id, e).await,
+        Err(e) => entry_failed(&state, f, rid, id, "remise", e).await,
     }
 }
