@@ -370,7 +370,14 @@ async fn reveal(
     mut f: PageForm,
 ) -> Response {
     if let Err(m) = step_up_inline(&state, &mut f, rid.clone()).await {
-        return render(&state, &f.session, f.nav, rid, Outcome::entry_error(id, "afficher", m)).await;
+        return render(
+            &state,
+            &f.session,
+            f.nav,
+            rid,
+            Outcome::entry_error(id, "afficher", m),
+        )
+        .await;
     }
     let Some(reason) = Reason::parse(f.data.get("reason")) else {
         return render(
@@ -378,7 +385,11 @@ async fn reveal(
             &f.session,
             f.nav,
             rid,
-            Outcome::entry_error(id, "afficher", "Choisissez pourquoi vous affichez ce secret."),
+            Outcome::entry_error(
+                id,
+                "afficher",
+                "Choisissez pourquoi vous affichez ce secret.",
+            ),
         )
         .await;
     };
@@ -424,7 +435,14 @@ async fn rotate(
     mut f: PageForm,
 ) -> Response {
     if let Err(m) = step_up_inline(&state, &mut f, rid.clone()).await {
-        return render(&state, &f.session, f.nav, rid, Outcome::entry_error(id, "secret", m)).await;
+        return render(
+            &state,
+            &f.session,
+            f.nav,
+            rid,
+            Outcome::entry_error(id, "secret", m),
+        )
+        .await;
     }
     let secret = match vault::parse_secret(f.data.get("secret")) {
         Ok(s) => s,
@@ -452,7 +470,11 @@ async fn remove(
             &f.session,
             f.nav,
             rid,
-            Outcome::entry_error(id, "supprimer", "Cochez la case pour confirmer la suppression."),
+            Outcome::entry_error(
+                id,
+                "supprimer",
+                "Cochez la case pour confirmer la suppression.",
+            ),
         )
         .await;
     }
@@ -473,7 +495,14 @@ async fn hand_over(
     mut f: PageForm,
 ) -> Response {
     if let Err(m) = step_up_inline(&state, &mut f, rid.clone()).await {
-        return render(&state, &f.session, f.nav, rid, Outcome::entry_error(id, "remise", m)).await;
+        return render(
+            &state,
+            &f.session,
+            f.nav,
+            rid,
+            Outcome::entry_error(id, "remise", m),
+        )
+        .await;
     }
     let Some(channel) = Channel::parse(f.data.get("channel")) else {
         return render(
