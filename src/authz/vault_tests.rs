@@ -64,6 +64,9 @@ fn entry(kind: &str) -> Resource {
     }
 }
 
+/// (who, seconds since step-up, action, entry, expected).
+type Row<'a> = (&'a str, Option<i64>, Action, &'a str, Result<(), Denial>);
+
 const OK: Result<(), Denial> = Ok(());
 const NO: Result<(), Denial> = Err(Denial::Forbidden);
 const STEP: Result<(), Denial> = Err(Denial::StepUpRequired);
@@ -76,7 +79,7 @@ const NONE: Option<i64> = None;
 fn vault_entry_permissions_table() {
     let authz = Authz::load().unwrap();
     use Action::*;
-    let rows: &[(&str, Option<i64>, Action, &str, Result<(), Denial>)] = &[
+    let rows: &[Row<'_>] = &[
         // Reveal: member, step-up ≤ 5 min, and an active mandate when linked.
         ("aidant_a", FRESH, VaultReveal, "free", OK),
         ("referent_a", FRESH, VaultReveal, "free", OK),
