@@ -58,11 +58,28 @@ pub enum Command {
     },
     /// Run a benchmark scenario (see bench/README.md).
     Bench(crate::bench::BenchArgs),
+    /// The credential vault's data keys.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Re-wrap every data key under the newest vault key-encryption key (resumable: run it
+    /// again after an interruption); prints {"kek_version","rewrapped","batches","remaining","unreadable"}.
+    Rewrap {
+        /// Data keys per transaction.
+        #[arg(long, default_value_t = crate::service::vault::REWRAP_BATCH)]
+        batch_size: i64,
+        /// Stop after this many batches (the next run resumes).
+        #[arg(long)]
+        max_batches: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Add a key version; prints {"purpose","version","key_id"}. Only `audit` in this version.
+    /// Add a key version; prints {"purpose","version","key_id"?}. `audit` and `vault` in this version.
     Rotate {
         #[arg(value_parser = ["vault", "audit", "oidc", "index"])]
         purpose: String,
@@ -161,6 +178,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<ExitCode, StartError> {
         Command::Retention(cmd) => crate::cli_ops::retention(cmd, config).await,
         Command::Backup { to } => crate::cli_ops::backup(&to, config).await,
         Command::Bench(args) => crate::bench::run(args, config).await,
+        Command::Vault(cmd) => crate::cli_ops::vault(cmd, config).await,
         Command::User(UserCommand::Create(args)) => user_create(config, args).await,
         Command::Org(OrgCommand::Create(args)) => {
             let input = match NewOrganisation::parse(

@@ -1,9 +1,9 @@
-//! `mandat keys rotate`, `mandat retention run` and `mandat backup`.
+//! `mandat keys rotate`, `mandat vault rewrap`, `mandat retention run` and `mandat backup`.
 
 use std::sync::Arc;
 
 use crate::app::{AppState, StartError};
-use crate::cli::{ExitCode, KeysCommand, RetentionCommand};
+use crate::cli::{ExitCode, KeysCommand, RetentionCommand, VaultCommand};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::service::keys::{self, RotatableKey};
@@ -142,4 +142,35 @@ pub async fn backup(to: &std::path::Path, config: Config) -> Result<ExitCode, St
             Ok(1)
         }
     }
+}
+
+/// `mandat vault rewrap`: re-wraps every data key under the newest vault key (resumable).
+pub async fn vault(cmd: VaultCommand, config: Config) -> Result<ExitCode, StartError> {
+    let VaultCommand::Rewrap {
+        batch_size,
+        max_batches,
+    } = cmd;
+    if batch_size < 1 {
+        eprintln!("vault rewrap: --batch-size must be at least 1");
+        return Ok(2);
+    }
+    let state = AppState::new(config, Arc::new(SystemClock), true).await?;
+    let result =
+        crate::service::vault::rewrap(&state, &Ctx::system(), batch_size, max_batches).await;
+    let code = match result {
+        Ok(report) => {
+            state.sequencer.barrier().await.map_err(other)?;
+            println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| other(e.to_string()))?
+            );
+            i32::from(report.unreadable > 0)
+        }
+        Err(e) => {
+            eprintln!("vault rewrap: {}", describe(&e));
+            1
+        }
+    };
+    state.store.close().await;
+    Ok(code)
 }

@@ -169,6 +169,27 @@ pub enum Details {
     /// An outgoing SMS given up after its last delivery attempt (never the number or text).
     #[serde(rename = "sms.failed")]
     SmsFailed { challenge: String, attempts: i64 },
+    // vault: the entry is the event's `target`; never a label, login, secret or seed.
+    #[serde(rename = "vault.created")]
+    VaultCreated {
+        linked: bool,
+        demarche: Option<String>,
+        has_totp: bool,
+    },
+    /// A secret was revealed to an aidant, for a reason from the list of `details.md`.
+    #[serde(rename = "vault.revealed")]
+    VaultRevealed { reason: String, totp_code: bool },
+    #[serde(rename = "vault.rotated")]
+    VaultRotated { version: i64 },
+    /// The entry's data key was destroyed (crypto-shredding).
+    #[serde(rename = "vault.deleted")]
+    VaultDeleted {},
+    /// The access code was given to the entry's usager (`print` or `sms`).
+    #[serde(rename = "vault.handed_over")]
+    VaultHandedOver { channel: String },
+    /// One batch of `mandat vault rewrap`: data keys re-wrapped under `kek_version`.
+    #[serde(rename = "vault.rewrapped")]
+    VaultRewrapped { kek_version: i64, count: i64 },
     #[serde(rename = "audit.exported")]
     AuditExported { format: String, events: i64 },
     #[serde(rename = "audit.verified")]

@@ -16,6 +16,8 @@ mod audit_tests;
 mod mandates_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vault_tests;
 
 const SCHEMA: &str = include_str!("../../policies/schema.cedarschema");
 const POLICIES: &[(&str, &str)] = &[
@@ -28,6 +30,7 @@ const POLICIES: &[(&str, &str)] = &[
         "mandates.cedar",
         include_str!("../../policies/mandates.cedar"),
     ),
+    ("vault.cedar", include_str!("../../policies/vault.cedar")),
 ];
 
 /// Seconds used for "never" ages (no step-up yet).
@@ -62,6 +65,12 @@ pub enum Action {
     MandateResend,
     MandateRevoke,
     MandateRenew,
+    VaultCreate,
+    VaultList,
+    VaultReveal,
+    VaultRotate,
+    VaultDelete,
+    VaultHandOver,
 }
 
 impl Action {
@@ -94,6 +103,12 @@ impl Action {
             Self::MandateResend => "mandate.resend",
             Self::MandateRevoke => "mandate.revoke",
             Self::MandateRenew => "mandate.renew",
+            Self::VaultCreate => "vault.create",
+            Self::VaultList => "vault.list",
+            Self::VaultReveal => "vault.reveal",
+            Self::VaultRotate => "vault.rotate",
+            Self::VaultDelete => "vault.delete",
+            Self::VaultHandOver => "vault.hand_over",
         }
     }
 }
@@ -130,6 +145,14 @@ pub enum Resource {
     },
     AuditTrail {
         organisation: Option<Uuid>,
+    },
+    /// A vault entry: its organisation, whether it is linked to a usager, and whether an
+    /// active mandate of that organisation covers the usager for the entry's démarche now.
+    VaultEntry {
+        id: Uuid,
+        organisation: Uuid,
+        linked: bool,
+        mandate_active: bool,
     },
 }
 
@@ -335,6 +358,31 @@ impl Authz {
                             "Organisation",
                             &scope.to_string(),
                         )),
+                    ),
+                ]);
+                entities.push(Entity::new(u.clone(), attrs, HashSet::new())?);
+                u
+            }
+            Resource::VaultEntry {
+                id,
+                organisation,
+                linked,
+                mandate_active,
+            } => {
+                orgs.insert(*organisation);
+                let u = uid("VaultEntry", &id.to_string());
+                let attrs = HashMap::from([
+                    (
+                        "organisation".into(),
+                        RestrictedExpression::new_entity_uid(uid(
+                            "Organisation",
+                            &organisation.to_string(),
+                        )),
+                    ),
+                    ("linked".into(), RestrictedExpression::new_bool(*linked)),
+                    (
+                        "mandate_active".into(),
+                        RestrictedExpression::new_bool(*mandate_active),
                     ),
                 ]);
                 entities.push(Entity::new(u.clone(), attrs, HashSet::new())?);

@@ -7,6 +7,7 @@
 mod audit;
 mod dashboard;
 mod mandates;
+mod vault;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use crate::config::{Config, DatabaseUrl};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Scenario: audit-append, audit-verify, mandates, dashboard.
+    /// Scenario: audit-append, audit-verify, mandates, dashboard, vault-rewrap.
     pub scenario: String,
     /// `sqlite` (a fresh file in a temporary directory) or a PostgreSQL server URL (a fresh
     /// database is created there and dropped afterwards).
@@ -36,7 +37,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Sizes for size-driven scenarios (audit-verify: numbers of events; dashboard: active
-    /// mandates, first size only).
+    /// mandates, first size only; vault-rewrap: entries, first size only).
     #[arg(long, value_delimiter = ',')]
     pub sizes: Option<Vec<u64>>,
 }
@@ -281,6 +282,7 @@ pub fn scenarios() -> Vec<Box<dyn Scenario>> {
         Box::new(audit::AuditVerify),
         Box::new(mandates::Mandates),
         Box::new(dashboard::Dashboard),
+        Box::new(vault::VaultRewrap),
     ]
 }
 

@@ -2,6 +2,7 @@
 //! Every primitive comes from `ring`; this module only composes them.
 
 pub mod aead;
+pub mod envelope;
 pub mod keyring;
 pub mod password;
 pub mod tokens;

@@ -145,6 +145,12 @@ pub mod problem {
         crate::http::routes::mandates::public_consent,
         crate::http::routes::mandates::verify_attestation,
         crate::http::routes::sms::inbound,
+        crate::http::routes::vault::create,
+        crate::http::routes::vault::list,
+        crate::http::routes::vault::reveal,
+        crate::http::routes::vault::rotate,
+        crate::http::routes::vault::remove,
+        crate::http::routes::vault::hand_over,
     ),
     components(schemas(crate::error::Problem, crate::domain::FieldError))
 )]

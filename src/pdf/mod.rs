@@ -521,6 +521,48 @@ pub fn access_report(r: &AccessReportDoc) -> Result<Vec<u8>, PdfError> {
     w.finish()
 }
 
+/// The hand-over slip of a collective account: what the usager needs to log in to their own
+/// account (service, login, access code) and the date; no other personal data. Printed and
+/// given to the usager; never stored.
+pub struct VaultSlip {
+    pub organisation_name: String,
+    pub service: String,
+    pub login: zeroize::Zeroizing<String>,
+    pub access_code: zeroize::Zeroizing<String>,
+    pub date: String,
+}
+
+impl std::fmt::Debug for VaultSlip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VaultSlip([redacted])")
+    }
+}
+
+/// The hand-over slip (one A4 page).
+pub fn vault_slip(s: &VaultSlip) -> Result<Vec<u8>, PdfError> {
+    let mut w = Writer::new("Vos identifiants de connexion")?;
+    w.para_at("Vos identifiants de connexion", 20.0, true, 0.0);
+    w.para(
+        &format!("Remis par {} le {}", s.organisation_name, s.date),
+        11.0,
+    );
+    w.rule();
+    w.heading("Service", 13.0);
+    w.para_at(&s.service, 14.0, true, 2.0);
+    w.heading("Identifiant", 13.0);
+    w.para_at(&s.login, 14.0, true, 2.0);
+    w.heading("Code d'accès", 13.0);
+    w.para_at(&s.access_code, 18.0, true, 2.0);
+    w.gap(4.0);
+    w.para(
+        "Ce compte est le vôtre : gardez cette feuille en lieu sûr et ne communiquez ce code à \
+         personne. Vous pouvez changer ce code à tout moment depuis le service.",
+        10.0,
+    );
+    w.footer("Ce document n'est pas conservé par la structure.");
+    w.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,11 +2,13 @@
 //! the master key, recorded in `key_version` with its `keys.rotated` event in one transaction.
 //! Older versions stay derivable, for reading and verification.
 //!
-//! Only the audit-signing key can rotate today: the next checkpoint (of a running server
-//! too: the writer reads the newest version before each signature) is signed with the new
-//! version, and verification accepts every recorded version. The vault, OIDC and blind-index
-//! keys have no rotation path yet (no data under them to re-wrap, or no re-indexing), so they
-//! are refused rather than recorded without effect.
+//! The audit-signing key: the next checkpoint (of a running server too: the writer reads the
+//! newest version before each signature) is signed with the new version, and verification
+//! accepts every recorded version. The vault key-encryption key: new entries and rotated
+//! secrets are wrapped under the new version at once; `mandat vault rewrap` moves the
+//! existing data keys (`service::vault`). The OIDC and blind-index keys have no rotation path
+//! yet (no data under them, or no re-indexing), so they are refused rather than recorded
+//! without effect.
 
 use serde::Serialize;
 
@@ -51,10 +53,7 @@ impl RotatableKey {
     /// Why this key cannot rotate in this version, if it cannot.
     pub fn unsupported(self) -> Option<&'static str> {
         match self {
-            Self::Audit => None,
-            Self::Vault => Some(
-                "the credential vault is not part of this version: there is no key-encryption key to rotate",
-            ),
+            Self::Audit | Self::Vault => None,
             Self::Oidc => Some(
                 "the OpenID Connect provider is not part of this version: there is no signing key to rotate",
             ),
@@ -70,14 +69,23 @@ impl RotatableKey {
 pub struct Rotated {
     pub purpose: &'static str,
     pub version: u32,
-    /// The signed-note key id of the new audit-signing key (8 hex).
+    /// The signed-note key id of the new audit-signing key (8 hex); absent for other keys.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub key_id: String,
 }
 
-/// Adds a version of the audit-signing key and records `keys.rotated`.
+/// Adds a version of the key and records `keys.rotated`.
 pub async fn rotate(state: &Services, ctx: &Ctx, key: RotatableKey) -> ApiResult<Rotated> {
     if let Some(why) = key.unsupported() {
         return Err(AppError::Conflict(why.into()));
+    }
+    if key == RotatableKey::Vault {
+        let version = crate::service::vault::rotate_kek(state, ctx).await?;
+        return Ok(Rotated {
+            purpose: key.name(),
+            version,
+            key_id: String::new(),
+        });
     }
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;

@@ -21,6 +21,7 @@ pub mod session;
 pub mod sms_replies;
 pub mod usagers;
 pub mod users;
+pub mod vault;
 pub mod verification;
 
 use std::sync::Arc;

@@ -276,11 +276,18 @@ async fn open_message(
     let Some(kind) = SmsKind::parse(&row.kind) else {
         return Ok(None);
     };
-    if kind != SmsKind::Receipt {
-        match tx.get_challenge(row.challenge_id).await? {
+    match kind {
+        SmsKind::Recap | SmsKind::Code => match tx.get_challenge(row.challenge_id).await? {
             Some(c) if c.status == "open" && now < c.expires_at => {}
             _ => return Ok(None),
-        }
+        },
+        SmsKind::Receipt => {}
+        // A vault access code (`challenge_id` is the entry) leaves only while its mandate
+        // is still active.
+        SmsKind::VaultAccessCode => match tx.get_mandate(row.mandate_id).await? {
+            Some(m) if m.status == "active" => {}
+            _ => return Ok(None),
+        },
     }
     let (Some(sealed), Some(urow)) = (row.message.as_deref(), tx.get_usager(row.usager_id).await?)
     else {

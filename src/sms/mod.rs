@@ -24,6 +24,9 @@ pub enum SmsKind {
     Recap,
     Code,
     Receipt,
+    /// The access code of a vault entry handed over to its usager.
+    #[serde(rename = "vault_access_code")]
+    VaultAccessCode,
 }
 
 impl SmsKind {
@@ -32,6 +35,7 @@ impl SmsKind {
             Self::Recap => "recap",
             Self::Code => "code",
             Self::Receipt => "receipt",
+            Self::VaultAccessCode => "vault_access_code",
         }
     }
 
@@ -40,6 +44,7 @@ impl SmsKind {
             "recap" => Some(Self::Recap),
             "code" => Some(Self::Code),
             "receipt" => Some(Self::Receipt),
+            "vault_access_code" => Some(Self::VaultAccessCode),
             _ => None,
         }
     }

@@ -20,6 +20,9 @@ mod rows;
 mod shared;
 mod sqlite;
 pub(crate) mod usagers_sql;
+// vault
+mod vault;
+pub(crate) mod vault_sql;
 
 use std::sync::Arc;
 
@@ -32,6 +35,8 @@ pub use outbox::*;
 pub use postgres::PgStore;
 pub use rows::*;
 pub use sqlite::SqliteStore;
+// vault
+pub use vault::*;
 
 use crate::config::DatabaseUrl;
 
@@ -247,6 +252,8 @@ pub trait Tx:
     + ChallengeRepo
     + IdempotencyRepo
     + SmsOutboxRepo
+    // vault
+    + VaultRepo
     + Send
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

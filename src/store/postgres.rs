@@ -14,6 +14,8 @@ use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
 use super::mandates_sql::impl_mandate_repos;
 use super::outbox_sql::impl_outbox_repo;
 use super::shared::impl_shared_repos;
+// vault
+use super::vault_sql::impl_vault_repo;
 use super::{Backend, Store, StoreError, Tx};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -52,6 +54,8 @@ impl_audit_trail_repo!(PgTx, sqlx);
 impl_account_repo!(PgTx, sqlx);
 impl_mandate_repos!(PgTx, sqlx);
 impl_outbox_repo!(PgTx, sqlx, "FOR UPDATE OF o SKIP LOCKED");
+// vault
+impl_vault_repo!(PgTx, sqlx);
 
 #[async_trait]
 impl super::AuditSequencerRepo for PgTx {

@@ -20,6 +20,8 @@ use super::lite::{self, lite_row};
 use super::mandates_sql::impl_mandate_repos;
 use super::outbox_sql::impl_outbox_repo;
 use super::shared::impl_shared_repos;
+// vault
+use super::vault_sql::impl_vault_repo;
 use super::{Backend, Store, StoreError, Tx};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -246,6 +248,8 @@ impl_audit_trail_repo!(SqliteTx, lite);
 impl_account_repo!(SqliteTx, lite);
 impl_mandate_repos!(SqliteTx, lite);
 impl_outbox_repo!(SqliteTx, lite, "");
+// vault
+impl_vault_repo!(SqliteTx, lite);
 
 #[async_trait]
 impl super::AuditSequencerRepo for SqliteTx {
@@ -489,6 +493,32 @@ impl RawScan {
 }
 
 // Rows read by column name, as sqlx's `FromRow` derive reads them on PostgreSQL.
+// vault
+lite_row!(super::VaultEntryRow {
+    id,
+    organisation_id,
+    created_by,
+    created_at,
+    updated_at,
+    usager_id,
+    demarche,
+    kek_version,
+    wrapped_key,
+    version,
+    label,
+    service,
+    login,
+    secret,
+    totp_seed,
+    notes,
+    deleted_at,
+});
+lite_row!(super::VaultKeyRow {
+    id,
+    organisation_id,
+    kek_version,
+    wrapped_key,
+});
 lite_row!(super::OrganisationRow {
     id,
     name,

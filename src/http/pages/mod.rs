@@ -16,6 +16,7 @@ pub mod invitation;
 pub mod mandates;
 pub mod nav;
 pub mod structure;
+pub mod vault;
 pub mod view;
 
 use askama::Template;
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .merge(dpo::router())
         .merge(admin::router())
         .merge(consent::router())
+        .merge(vault::router())
 }
 
 fn asset(body: &'static str, ctype: &'static str) -> Response {

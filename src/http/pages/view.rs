@@ -119,6 +119,15 @@ pub fn field_label(field: &str) -> &'static str {
         "role" => "Rôle",
         "serial" => "Numéro de série",
         "totp" => "Code",
+        // vault
+        "label" => "Nom de l'entrée",
+        "service" => "Service",
+        "login" => "Identifiant",
+        "secret" => "Mot de passe ou code d'accès",
+        "totp_seed" => "Clé de double authentification",
+        "notes" => "Notes",
+        "usager_id" => "Usager lié",
+        "demarche" => "Démarche du compte",
         _ => "",
     }
 }

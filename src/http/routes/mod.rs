@@ -9,3 +9,4 @@ pub mod organisations;
 pub mod session;
 pub mod sms;
 pub mod usagers;
+pub mod vault;
