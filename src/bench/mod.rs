@@ -7,6 +7,7 @@
 mod audit;
 mod dashboard;
 mod mandates;
+mod oidc;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use crate::config::{Config, DatabaseUrl};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Scenario: audit-append, audit-verify, mandates, dashboard.
+    /// Scenario: audit-append, audit-verify, mandates, dashboard, oidc, token.
     pub scenario: String,
     /// `sqlite` (a fresh file in a temporary directory) or a PostgreSQL server URL (a fresh
     /// database is created there and dropped afterwards).
@@ -279,6 +280,8 @@ pub fn scenarios() -> Vec<Box<dyn Scenario>> {
         Box::new(audit::AuditVerify),
         Box::new(mandates::Mandates),
         Box::new(dashboard::Dashboard),
+        Box::new(oidc::Oidc),
+        Box::new(oidc::Token),
     ]
 }
 

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::usagers::router())
         .merge(routes::mandates::router())
         .merge(routes::sms::router())
+        .merge(routes::oidc::router())
         .merge(pages::router())
         .merge(openapi::router())
         .fallback(|| async { AppError::NotFound })

@@ -2,11 +2,13 @@
 //! the master key, recorded in `key_version` with its `keys.rotated` event in one transaction.
 //! Older versions stay derivable, for reading and verification.
 //!
-//! Only the audit-signing key can rotate today: the next checkpoint (of a running server
-//! too: the writer reads the newest version before each signature) is signed with the new
-//! version, and verification accepts every recorded version. The vault, OIDC and blind-index
-//! keys have no rotation path yet (no data under them to re-wrap, or no re-indexing), so they
-//! are refused rather than recorded without effect.
+//! The audit-signing key: the next checkpoint (of a running server too: the writer reads the
+//! newest version before each signature) is signed with the new version, and verification
+//! accepts every recorded version. The OpenID Connect signing key: a new ES256 key signs the
+//! next ID tokens, the previous one stays in the JWKS until its tokens expired
+//! (`service::oidc::signing`). The vault and blind-index keys have no rotation path yet (no
+//! data under them to re-wrap, or no re-indexing), so they are refused rather than recorded
+//! without effect.
 
 use serde::Serialize;
 
@@ -51,12 +53,9 @@ impl RotatableKey {
     /// Why this key cannot rotate in this version, if it cannot.
     pub fn unsupported(self) -> Option<&'static str> {
         match self {
-            Self::Audit => None,
+            Self::Audit | Self::Oidc => None,
             Self::Vault => Some(
                 "the credential vault is not part of this version: there is no key-encryption key to rotate",
-            ),
-            Self::Oidc => Some(
-                "the OpenID Connect provider is not part of this version: there is no signing key to rotate",
             ),
             Self::Index => Some(
                 "rotating the blind-index key needs every usager re-indexed, which this version does not do",
@@ -70,14 +69,24 @@ impl RotatableKey {
 pub struct Rotated {
     pub purpose: &'static str,
     pub version: u32,
-    /// The signed-note key id of the new audit-signing key (8 hex).
+    /// The signed-note key id of the new audit-signing key (8 hex), or the `kid` of the new
+    /// OpenID Connect signing key.
     pub key_id: String,
 }
 
-/// Adds a version of the audit-signing key and records `keys.rotated`.
+/// Adds a version of the audit-signing or OIDC signing key and records `keys.rotated`.
 pub async fn rotate(state: &Services, ctx: &Ctx, key: RotatableKey) -> ApiResult<Rotated> {
     if let Some(why) = key.unsupported() {
         return Err(AppError::Conflict(why.into()));
+    }
+    if key == RotatableKey::Oidc {
+        let r = super::oidc::signing::rotate(state, ctx).await?;
+        return Ok(Rotated {
+            purpose: key.name(),
+            version: u32::try_from(r.version)
+                .map_err(|_| AppError::Internal(anyhow::anyhow!("key version overflow")))?,
+            key_id: r.kid,
+        });
     }
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;

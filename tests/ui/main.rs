@@ -9,6 +9,7 @@ mod common;
 
 mod browser;
 mod consent;
+mod oidc;
 
 use browser::Browser;
 use common::{Account, TestApp};

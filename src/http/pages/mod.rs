@@ -15,6 +15,7 @@ pub mod home;
 pub mod invitation;
 pub mod mandates;
 pub mod nav;
+pub mod oidc;
 pub mod structure;
 pub mod view;
 
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .merge(dpo::router())
         .merge(admin::router())
         .merge(consent::router())
+        .merge(oidc::router())
 }
 
 fn asset(body: &'static str, ctype: &'static str) -> Response {
