@@ -2,8 +2,6 @@
 //! discovery, PKCE, code, token, ID-token signature and claims, userinfo; then the negative
 //! list of `oidc.md`. Runs on both databases like the rest of the suite.
 
-use std::sync::Arc;
-
 use mandat::clock::Clock as _;
 use mandat::domain::mandate::RevocationReason;
 use openidconnect::core::{
@@ -752,5 +750,4 @@ async fn private_key_jwt_with_a_replay_cache() {
     assert_eq!(error_of(res).await.1, "invalid_client");
     let res = send(code, v, assertion("j2", &token_url)).await;
     assert_eq!(res.status(), 200);
-    let _ = Arc::new(());
 }
