@@ -127,14 +127,14 @@ fn render_step(nav: Nav, req: &Request, step: Step) -> Response {
     }
 }
 
-fn caller(session: &Session, request_id: Option<String>) -> Result<Caller, Response> {
+fn caller(session: &Session, request_id: Option<String>) -> Result<Caller, Box<Response>> {
     let org = session.acting_organisation(None).map_err(|_| {
-        message(
+        Box::new(message(
             StatusCode::FORBIDDEN,
             "Connexion impossible",
             "Seul un aidant membre d'une structure peut se connecter à un service partenaire pour un usager.",
             false,
-        )
+        ))
     })?;
     Ok(Caller::new(session, org, request_id))
 }
@@ -161,7 +161,7 @@ async fn show(
     };
     let caller = match caller(&ps.session, rid) {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     match authorize::decide(
         &state,
@@ -196,7 +196,7 @@ async fn choose(
     };
     let caller = match caller(&form.session, rid) {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let choice = Choice {
         mandate: form
