@@ -165,7 +165,7 @@ impl AppState {
                 interval: Duration::from_millis(config.checkpoint_interval_ms),
             },
         );
-        Ok(Self {
+        let state = Self {
             services: Services {
                 authz: Arc::new(authz),
                 hasher: crate::crypto::password::PasswordHasher::new(),
@@ -180,7 +180,12 @@ impl AppState {
             },
             limits: Arc::new(crate::http::ratelimit::RateLimits::default()),
             code_failures: Arc::default(),
-        })
+        };
+        // The OpenID Connect signing key is created at the first start.
+        if let Err(e) = crate::service::oidc::signing::ensure_key(&state.services).await {
+            tracing::warn!(error = %e, "no OpenID Connect signing key yet");
+        }
+        Ok(state)
     }
 }
 

@@ -40,6 +40,9 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Register OpenID Connect clients (partner services).
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Verify or export the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -79,7 +82,7 @@ pub enum VaultCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Add a key version; prints {"purpose","version","key_id"?}. `audit` and `vault` in this version.
+    /// Add a key version; prints {"purpose","version","key_id"?}. `audit`, `vault` and `oidc` in this version.
     Rotate {
         #[arg(value_parser = ["vault", "audit", "oidc", "index"])]
         purpose: String,
@@ -144,6 +147,33 @@ pub struct UserCreate {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a relying party; prints {"client_id","client_secret"?}.
+    Create(ClientCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientCreate {
+    #[arg(long)]
+    pub name: String,
+    /// A redirect URI (exact match); repeat for several (they share one host).
+    #[arg(long = "redirect-uri", required = true)]
+    pub redirect_uris: Vec<String>,
+    /// A post-logout redirect URI for RP-initiated logout; repeatable.
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Comma-separated démarche ids the client may use (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub demarches: Option<Vec<String>>,
+    /// Client authentication at the token endpoint.
+    #[arg(long, default_value = "client_secret_basic", value_parser = ["client_secret_basic", "client_secret_post", "private_key_jwt"])]
+    pub auth: String,
+    /// The client's public keys as a JWK Set (with --auth private_key_jwt).
+    #[arg(long, value_name = "FILE")]
+    pub jwks_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OrgCommand {
     /// Create an organisation; prints {"id": ...}.
     Create(OrgCreate),
@@ -180,6 +210,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<ExitCode, StartError> {
         Command::Bench(args) => crate::bench::run(args, config).await,
         Command::Vault(cmd) => crate::cli_ops::vault(cmd, config).await,
         Command::User(UserCommand::Create(args)) => user_create(config, args).await,
+        Command::Client(ClientCommand::Create(args)) => client_create(config, args).await,
         Command::Org(OrgCommand::Create(args)) => {
             let input = match NewOrganisation::parse(
                 &args.name,
@@ -295,4 +326,63 @@ async fn serve(config: Config, migrate: bool) -> Result<ExitCode, StartError> {
     }
     app.run_until(shutdown_signal()).await?;
     Ok(0)
+}
+
+async fn client_create(config: Config, args: ClientCreate) -> Result<ExitCode, StartError> {
+    use crate::service::oidc::clients::{self, AuthMethod, NewClient};
+    let auth = AuthMethod::parse(&args.auth).unwrap_or(AuthMethod::Secret);
+    let jwks = match (&args.jwks_file, auth) {
+        (Some(path), AuthMethod::PrivateKeyJwt) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("client create: cannot read {}: {e}", path.display());
+                return Ok(2);
+            }
+        },
+        (None, AuthMethod::PrivateKeyJwt) => {
+            eprintln!("client create: --auth private_key_jwt needs --jwks-file");
+            return Ok(2);
+        }
+        (Some(_), AuthMethod::Secret) => {
+            eprintln!("client create: --jwks-file goes with --auth private_key_jwt");
+            return Ok(2);
+        }
+        (None, AuthMethod::Secret) => None,
+    };
+    let state = AppState::new(config, Arc::new(SystemClock), true).await?;
+    let input = NewClient {
+        name: args.name,
+        redirect_uris: args.redirect_uris,
+        post_logout_redirect_uris: args.post_logout_redirect_uris,
+        demarches: args.demarches.unwrap_or_default(),
+        auth,
+        jwks,
+    };
+    let code = match clients::create(&state, None, input).await {
+        Ok(created) => {
+            state
+                .sequencer
+                .barrier()
+                .await
+                .map_err(|e| StartError::Other(anyhow::anyhow!("{e}")))?;
+            println!(
+                "{}",
+                serde_json::to_string(&created)
+                    .map_err(|e| StartError::Other(anyhow::anyhow!("{e}")))?
+            );
+            0
+        }
+        Err(crate::error::AppError::Validation(errors)) => {
+            for e in errors {
+                eprintln!("client create: {}: {}", e.field, e.message);
+            }
+            2
+        }
+        Err(e) => {
+            eprintln!("client create: {e}");
+            1
+        }
+    };
+    state.store.close().await;
+    Ok(code)
 }

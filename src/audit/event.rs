@@ -198,6 +198,40 @@ pub enum Details {
     /// payloads the index range), never content.
     #[serde(rename = "retention.applied")]
     RetentionApplied { classes: Vec<RetentionCount> },
+    /// A relying party registered (`client` actor ids are client ids).
+    #[serde(rename = "oidc.client_created")]
+    OidcClientCreated {
+        client_id: String,
+        auth_method: String,
+        allowed_demarches: Vec<String>,
+    },
+    /// An authorization code issued to a client for an aidant acting under a mandate.
+    #[serde(rename = "oidc.authorized")]
+    OidcAuthorized {
+        client_id: String,
+        demarche: String,
+        /// Whether the choice screens were skipped (`login_hint` and a démarche scope).
+        hinted: bool,
+    },
+    /// A code exchanged for tokens.
+    #[serde(rename = "oidc.token_issued")]
+    OidcTokenIssued {
+        client_id: String,
+        demarche: String,
+        auth_method: String,
+    },
+    /// One use of an access token at the userinfo endpoint.
+    #[serde(rename = "oidc.userinfo")]
+    OidcUserinfo { client_id: String, demarche: String },
+    /// A code presented again: the tokens it had issued are revoked.
+    #[serde(rename = "oidc.code_replayed")]
+    OidcCodeReplayed {
+        client_id: String,
+        tokens_revoked: i64,
+    },
+    /// An access token revoked by its client (RFC 7009).
+    #[serde(rename = "oidc.token_revoked")]
+    OidcTokenRevoked { client_id: String },
     /// A new version of a key; older versions stay for reading and verification.
     #[serde(rename = "keys.rotated")]
     KeysRotated {

@@ -8,6 +8,7 @@ mod audit;
 mod dashboard;
 mod mandates;
 mod vault;
+mod oidc;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use crate::config::{Config, DatabaseUrl};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Scenario: audit-append, audit-verify, mandates, dashboard, vault-rewrap.
+    /// Scenario: audit-append, audit-verify, mandates, dashboard, vault-rewrap, oidc, token.
     pub scenario: String,
     /// `sqlite` (a fresh file in a temporary directory) or a PostgreSQL server URL (a fresh
     /// database is created there and dropped afterwards).
@@ -283,6 +284,8 @@ pub fn scenarios() -> Vec<Box<dyn Scenario>> {
         Box::new(mandates::Mandates),
         Box::new(dashboard::Dashboard),
         Box::new(vault::VaultRewrap),
+        Box::new(oidc::Oidc),
+        Box::new(oidc::Token),
     ]
 }
 

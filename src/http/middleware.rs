@@ -61,9 +61,11 @@ pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // The OAuth endpoints answer in the RFC 6749 / 6750 error format their clients expect.
+    let oauth = crate::http::routes::oidc::is_back_channel(req.uri().path());
     let res = next.run(req).await;
     let status = res.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if oauth || !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
     let is_problem = res
@@ -196,7 +198,7 @@ pub async fn csrf_guard(
 
     use crate::error::AppError;
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !unsafe_method {
+    if !unsafe_method || crate::http::routes::oidc::is_back_channel(req.uri().path()) {
         return next.run(req).await;
     }
     let h = req.headers();

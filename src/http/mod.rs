@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::mandates::router())
         .merge(routes::sms::router())
         .merge(routes::vault::router())
+        .merge(routes::oidc::router())
         .merge(pages::router())
         .merge(openapi::router())
         .fallback(|| async { AppError::NotFound })

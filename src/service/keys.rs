@@ -6,8 +6,10 @@
 //! newest version before each signature) is signed with the new version, and verification
 //! accepts every recorded version. The vault key-encryption key: new entries and rotated
 //! secrets are wrapped under the new version at once; `mandat vault rewrap` moves the
-//! existing data keys (`service::vault`). The OIDC and blind-index keys have no rotation path
-//! yet (no data under them, or no re-indexing), so they are refused rather than recorded
+//! existing data keys (`service::vault`). The OpenID Connect signing key: a new ES256 key
+//! signs the next ID tokens, the previous one stays in the JWKS until its tokens expired
+//! (`service::oidc::signing`). The blind-index key has no rotation path yet (no
+//! re-indexing), so it is refused rather than recorded
 //! without effect.
 
 use serde::Serialize;
@@ -53,10 +55,7 @@ impl RotatableKey {
     /// Why this key cannot rotate in this version, if it cannot.
     pub fn unsupported(self) -> Option<&'static str> {
         match self {
-            Self::Audit | Self::Vault => None,
-            Self::Oidc => Some(
-                "the OpenID Connect provider is not part of this version: there is no signing key to rotate",
-            ),
+            Self::Audit | Self::Vault | Self::Oidc => None,
             Self::Index => Some(
                 "rotating the blind-index key needs every usager re-indexed, which this version does not do",
             ),
@@ -69,7 +68,8 @@ impl RotatableKey {
 pub struct Rotated {
     pub purpose: &'static str,
     pub version: u32,
-    /// The signed-note key id of the new audit-signing key (8 hex); absent for other keys.
+    /// The signed-note key id of the new audit-signing key (8 hex), or the `kid` of the new
+    /// OpenID Connect signing key; absent for the vault key.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub key_id: String,
 }
@@ -85,6 +85,15 @@ pub async fn rotate(state: &Services, ctx: &Ctx, key: RotatableKey) -> ApiResult
             purpose: key.name(),
             version,
             key_id: String::new(),
+        });
+    }
+    if key == RotatableKey::Oidc {
+        let r = super::oidc::signing::rotate(state, ctx).await?;
+        return Ok(Rotated {
+            purpose: key.name(),
+            version: u32::try_from(r.version)
+                .map_err(|_| AppError::Internal(anyhow::anyhow!("key version overflow")))?,
+            key_id: r.kid,
         });
     }
     let now = state.clock.now();

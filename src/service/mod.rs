@@ -14,6 +14,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod mandates;
 pub mod members;
+pub mod oidc;
 pub mod organisations;
 pub(crate) mod pii;
 pub mod retention;

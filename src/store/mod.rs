@@ -13,6 +13,9 @@ mod audit_trail_sql;
 mod lite;
 mod mandates;
 pub(crate) mod mandates_sql;
+// oidc
+mod oidc;
+pub(crate) mod oidc_sql;
 mod outbox;
 pub(crate) mod outbox_sql;
 mod postgres;
@@ -31,6 +34,8 @@ use async_trait::async_trait;
 pub use accounts::*;
 pub use audit_trail::*;
 pub use mandates::*;
+// oidc
+pub use oidc::*;
 pub use outbox::*;
 pub use postgres::PgStore;
 pub use rows::*;
@@ -254,6 +259,8 @@ pub trait Tx:
     + SmsOutboxRepo
     // vault
     + VaultRepo
+    // oidc
+    + OidcRepo
     + Send
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;

@@ -12,6 +12,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use super::accounts_sql::impl_account_repo;
 use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
 use super::mandates_sql::impl_mandate_repos;
+use super::oidc_sql::impl_oidc_repo;
 use super::outbox_sql::impl_outbox_repo;
 use super::shared::impl_shared_repos;
 // vault
@@ -56,6 +57,7 @@ impl_mandate_repos!(PgTx, sqlx);
 impl_outbox_repo!(PgTx, sqlx, "FOR UPDATE OF o SKIP LOCKED");
 // vault
 impl_vault_repo!(PgTx, sqlx);
+impl_oidc_repo!(PgTx, sqlx);
 
 #[async_trait]
 impl super::AuditSequencerRepo for PgTx {

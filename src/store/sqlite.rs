@@ -18,6 +18,7 @@ use super::accounts_sql::impl_account_repo;
 use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
 use super::lite::{self, lite_row};
 use super::mandates_sql::impl_mandate_repos;
+use super::oidc_sql::impl_oidc_repo;
 use super::outbox_sql::impl_outbox_repo;
 use super::shared::impl_shared_repos;
 // vault
@@ -250,6 +251,7 @@ impl_mandate_repos!(SqliteTx, lite);
 impl_outbox_repo!(SqliteTx, lite, "");
 // vault
 impl_vault_repo!(SqliteTx, lite);
+impl_oidc_repo!(SqliteTx, lite);
 
 #[async_trait]
 impl super::AuditSequencerRepo for SqliteTx {
@@ -721,4 +723,61 @@ lite_row!(super::SmsOutboxRow {
     next_attempt_at,
     claimed_until,
     done_at
+});
+
+// oidc
+lite_row!(super::OidcClientRow {
+    id,
+    name,
+    redirect_uris,
+    post_logout_redirect_uris,
+    allowed_demarches,
+    auth_method,
+    secret_mac,
+    secret_key_version,
+    jwks,
+    sector,
+    active,
+    created_at
+});
+lite_row!(super::OidcSigningKeyRow {
+    version,
+    kid,
+    alg,
+    key_version,
+    sealed_key,
+    public_jwk,
+    created_at,
+    retired_at
+});
+lite_row!(super::OidcCodeRow {
+    code_hash,
+    client_id,
+    redirect_uri,
+    code_challenge,
+    nonce,
+    scope,
+    aidant_id,
+    organisation_id,
+    usager_id,
+    mandate_id,
+    demarche,
+    auth_time,
+    created_at,
+    expires_at,
+    used_at
+});
+lite_row!(super::OidcTokenRow {
+    token_hash,
+    code_hash,
+    client_id,
+    scope,
+    aidant_id,
+    organisation_id,
+    usager_id,
+    mandate_id,
+    demarche,
+    created_at,
+    expires_at,
+    revoked_at
 });

@@ -104,7 +104,7 @@ async fn rotating_the_audit_key_signs_new_checkpoints_and_old_ones_still_verify(
 #[tokio::test]
 async fn purposes_without_a_data_model_are_refused() {
     let app = quiet_app().await;
-    for purpose in ["oidc", "index"] {
+    for purpose in ["index"] {
         let out = mandat_cli(&app, &["keys", "rotate", purpose]).await;
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{purpose}: {err}");

@@ -10,6 +10,7 @@ mod common;
 mod browser;
 mod consent;
 mod vault;
+mod oidc;
 
 use browser::Browser;
 use common::{Account, TestApp};

@@ -48,6 +48,16 @@ struct AdminPage {
     failed_org: String,
     /// The audit-signing key in service, in words.
     signing: String,
+    /// Registered OpenID Connect clients.
+    clients: Vec<ClientLine>,
+}
+
+pub struct ClientLine {
+    pub id: String,
+    pub name: String,
+    pub auth: &'static str,
+    pub redirect_uris: String,
+    pub demarches: String,
 }
 
 struct Extra {
@@ -95,13 +105,29 @@ async fn render(state: &AppState, session: &Session, nav: Nav, x: Extra) -> Resp
             });
         }
         let keys = crate::service::audit::public_keys(state).await?;
+        let clients = crate::service::oidc::clients::list(state, &session.principal())
+            .await?
+            .into_iter()
+            .map(|c| ClientLine {
+                id: c.id.to_string(),
+                name: c.name,
+                auth: if c.auth_method == "private_key_jwt" {
+                    "clé privée (private_key_jwt)"
+                } else {
+                    "secret partagé"
+                },
+                redirect_uris: c.redirect_uris.join(", "),
+                demarches: c.allowed_demarches.join(", "),
+            })
+            .collect::<Vec<_>>();
         Ok::<_, AppError>((
             orgs,
             keys.keys.into_iter().map(|k| k.key_id).collect::<Vec<_>>(),
+            clients,
         ))
     }
     .await;
-    let (orgs, signing_keys) = match result {
+    let (orgs, signing_keys, clients) = match result {
         Ok(o) => o,
         Err(e) => return error_page(e),
     };
@@ -121,6 +147,7 @@ async fn render(state: &AppState, session: &Session, nav: Nav, x: Extra) -> Resp
             form: x.form,
             failed_org: x.failed_org,
             signing: signing_status(&signing_keys),
+            clients,
         },
     )
 }

@@ -24,7 +24,7 @@ pub fn safe_next(next: Option<&str>) -> Option<String> {
     let ok = n.starts_with('/')
         && !n.starts_with("//")
         && !n.contains('\\')
-        && n.len() <= 300
+        && n.len() <= 2048
         && n.chars().all(|c| c.is_ascii_graphic());
     ok.then(|| n.to_owned())
 }

@@ -15,6 +15,7 @@ pub mod home;
 pub mod invitation;
 pub mod mandates;
 pub mod nav;
+pub mod oidc;
 pub mod structure;
 pub mod vault;
 pub mod view;
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .merge(admin::router())
         .merge(consent::router())
         .merge(vault::router())
+        .merge(oidc::router())
 }
 
 fn asset(body: &'static str, ctype: &'static str) -> Response {

@@ -5,6 +5,7 @@ pub mod catalogue;
 pub mod health;
 pub mod mandates;
 pub mod members;
+pub mod oidc;
 pub mod organisations;
 pub mod session;
 pub mod sms;
