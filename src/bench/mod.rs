@@ -7,8 +7,8 @@
 mod audit;
 mod dashboard;
 mod mandates;
-mod vault;
 mod oidc;
+mod vault;
 
 use std::path::PathBuf;
 use std::time::Duration;

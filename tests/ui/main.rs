@@ -9,8 +9,8 @@ mod common;
 
 mod browser;
 mod consent;
-mod vault;
 mod oidc;
+mod vault;
 
 use browser::Browser;
 use common::{Account, TestApp};
