@@ -15,6 +15,7 @@ use crate::domain::FieldError;
 use crate::error::{ApiResult, AppError};
 use crate::http::auth::Session;
 use crate::http::extract::{ApiJson, RequestId};
+use crate::http::openapi::problem;
 use crate::service::Caller;
 use crate::service::vault::{
     self, Channel, EntryInput, HandedOver, NewEntry, Reason, Revealed, VaultEntry, VaultPage,
@@ -69,10 +70,7 @@ impl Drop for CreateBody {
 /// Add a collective-account credential to the current organisation (sealed at rest).
 #[utoipa::path(post, path = "/api/v1/vault/entries", tag = "vault", request_body = CreateBody,
     params(("Idempotency-Key" = Option<String>, Header)),
-    responses(
-        (status = 201, body = VaultEntry),
-        (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 201, body = VaultEntry), problem::NotFound, problem::Conflict, problem::Unprocessable))]
 pub async fn create(
     State(state): State<AppState>,
     session: Session,
@@ -99,14 +97,16 @@ pub async fn create(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
 /// The current organisation's entries: metadata only (never a login, secret or seed).
-#[utoipa::path(get, path = "/api/v1/vault/entries", tag = "vault", params(ListParams), responses((status = 200, body = VaultPage)))]
+#[utoipa::path(get, path = "/api/v1/vault/entries", tag = "vault", params(ListParams), responses((status = 200, body = VaultPage), problem::Unprocessable))]
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
@@ -130,11 +130,7 @@ pub struct RevealBody {
 /// Reveal the secret (and the account's current TOTP code): a step-up of less than 5
 /// minutes, a reason, and for a linked entry an active mandate covering its démarche.
 #[utoipa::path(post, path = "/api/v1/vault/entries/{id}/reveal", tag = "vault", params(("id" = Uuid, Path)), request_body = RevealBody,
-    responses(
-        (status = 200, body = Revealed),
-        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Revealed), problem::NotFound, problem::Conflict, problem::Unprocessable))]
 pub async fn reveal(
     State(state): State<AppState>,
     session: Session,
@@ -176,7 +172,7 @@ impl Drop for SecretBody {
 
 /// Replace the secret: a new version; the old ciphertext is overwritten.
 #[utoipa::path(put, path = "/api/v1/vault/entries/{id}/secret", tag = "vault", params(("id" = Uuid, Path)), request_body = SecretBody,
-    responses((status = 204), (status = 403, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::NotFound, problem::Conflict, problem::Unprocessable))]
 pub async fn rotate(
     State(state): State<AppState>,
     session: Session,
@@ -192,7 +188,7 @@ pub async fn rotate(
 
 /// Delete an entry: its data key is destroyed (crypto-shredding).
 #[utoipa::path(delete, path = "/api/v1/vault/entries/{id}", tag = "vault", params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::NotFound, problem::Conflict))]
 pub async fn remove(
     State(state): State<AppState>,
     session: Session,
@@ -216,7 +212,9 @@ pub struct HandOverBody {
     responses(
         (status = 200, content_type = "application/pdf", body = Vec<u8>),
         (status = 202),
-        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+        problem::NotFound,
+        problem::Conflict,
+        problem::Unprocessable,
     ))]
 pub async fn hand_over(
     State(state): State<AppState>,
