@@ -41,14 +41,18 @@ const USAGERS: usize = 64;
 pub struct Oidc;
 pub struct Token;
 
+/// Partner services registered for a run.
+const CLIENTS: usize = 8;
+
 struct Setup {
     db: BenchDb,
     server: BenchServer,
     caller: Caller,
     cookie: String,
     mandates: Vec<Uuid>,
-    client_id: String,
-    secret: String,
+    /// The partner services (one client each): the per-client rate limit of the token and
+    /// userinfo endpoints (1,000/s) is a limit of one partner, not of the provider.
+    clients: Vec<(String, String)>,
 }
 
 fn err(what: &'static str) -> impl FnOnce(crate::error::AppError) -> anyhow::Error {
@@ -154,28 +158,31 @@ async fn setup(args: &BenchArgs, base: &Config) -> anyhow::Result<Setup> {
         crate::http::auth::cookie_name(&state),
         token.expose_secret()
     );
-    let c = clients::create(
-        &state,
-        None,
-        NewClient {
-            name: "Banc OIDC".into(),
-            redirect_uris: vec![REDIRECT.into()],
-            post_logout_redirect_uris: vec![],
-            demarches: vec![],
-            auth: AuthMethod::Secret,
-            jwks: None,
-        },
-    )
-    .await
-    .map_err(err("client"))?;
+    let mut partners = Vec::new();
+    for i in 0..CLIENTS {
+        let c = clients::create(
+            &state,
+            None,
+            NewClient {
+                name: format!("Banc OIDC {i}"),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec![],
+                demarches: vec![],
+                auth: AuthMethod::Secret,
+                jwks: None,
+            },
+        )
+        .await
+        .map_err(err("client"))?;
+        partners.push((c.client_id, c.client_secret.unwrap_or_default()));
+    }
     Ok(Setup {
         db,
         server,
         caller,
         cookie,
         mandates: mandate_ids,
-        client_id: c.client_id,
-        secret: c.client_secret.unwrap_or_default(),
+        clients: partners,
     })
 }
 
@@ -280,8 +287,7 @@ impl Scenario for Oidc {
         for i in 0..args.concurrency {
             let base = s.server.base.clone();
             let cookie = s.cookie.clone();
-            let id = s.client_id.clone();
-            let secret = s.secret.clone();
+            let (id, secret) = s.clients[i % s.clients.len()].clone();
             let mandates = s.mandates.clone();
             tasks.push(tokio::spawn(async move {
                 let http = reqwest::Client::builder()
@@ -344,8 +350,9 @@ impl Scenario for Token {
                 break;
             }
             let (verifier, challenge) = pkce();
+            let client = i % s.clients.len();
             let params = Params(authorize_query(
-                &s.client_id,
+                &s.clients[client].0,
                 &challenge,
                 s.mandates[i % s.mandates.len()],
             ));
@@ -359,7 +366,7 @@ impl Scenario for Token {
                 anyhow::bail!("the hinted request did not issue a code");
             };
             let code = code_of(&to).ok_or_else(|| anyhow::anyhow!("no code"))?;
-            codes.push((code, verifier));
+            codes.push((code, verifier, client));
         }
         let minted = codes.len();
         let codes = Arc::new(codes);
@@ -369,8 +376,7 @@ impl Scenario for Token {
         let mut tasks = Vec::new();
         for _ in 0..args.concurrency {
             let base = s.server.base.clone();
-            let id = s.client_id.clone();
-            let secret = s.secret.clone();
+            let clients = s.clients.clone();
             let codes = codes.clone();
             let next = next.clone();
             tasks.push(tokio::spawn(async move {
@@ -381,11 +387,12 @@ impl Scenario for Token {
                 let mut errors = 0u64;
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((code, verifier)) = codes.get(i) else {
+                    let Some((code, verifier, client)) = codes.get(i) else {
                         break;
                     };
+                    let (id, secret) = &clients[*client];
                     let t = Instant::now();
-                    match token_request(&http, &base, (&id, &secret), code, verifier).await {
+                    match token_request(&http, &base, (id, secret), code, verifier).await {
                         Some(_) => latencies.push(t.elapsed()),
                         None => errors += 1,
                     }

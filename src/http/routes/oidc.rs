@@ -52,12 +52,13 @@ fn limiter() -> &'static DefaultKeyedRateLimiter<String> {
     })
 }
 
-fn limit(key: &str) -> Result<(), OidcError> {
+/// One budget per client and endpoint (`token`, `userinfo`, `revoke`).
+fn limit(endpoint: &str, client: &str) -> Result<(), OidcError> {
     let l = limiter();
     if l.len() > 100_000 {
         l.retain_recent();
     }
-    l.check_key(&key.to_owned())
+    l.check_key(&format!("{endpoint} {client}"))
         .map_err(|_| OidcError::new("slow_down", "too many requests for this client"))
 }
 
@@ -229,7 +230,7 @@ async fn token_endpoint(
     let run = async {
         let mut pairs = parse_form(&headers, &body)?;
         let credentials = credentials(&headers, &mut pairs)?;
-        limit(&limit_key(&credentials))?;
+        limit("token", &limit_key(&credentials))?;
         let req = TokenRequest {
             grant_type: take(&mut pairs, "grant_type"),
             code: take(&mut pairs, "code"),
@@ -272,7 +273,7 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             ));
         }
         if let Some(client) = token::client_of_token(&state, &token).await? {
-            limit(&client.to_string())?;
+            limit("userinfo", &client.to_string())?;
         }
         token::userinfo(&state, &token).await
     };
@@ -286,7 +287,7 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     let run = async {
         let mut pairs = parse_form(&headers, &body)?;
         let credentials = credentials(&headers, &mut pairs)?;
-        limit(&limit_key(&credentials))?;
+        limit("revoke", &limit_key(&credentials))?;
         let t = take(&mut pairs, "token");
         token::revoke(&state, &credentials, t.as_deref()).await
     };
