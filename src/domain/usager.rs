@@ -111,21 +111,22 @@ impl fmt::Debug for BirthPlace {
     }
 }
 
-/// Regions tried, in order, for a number written in national form: metropolitan France,
-/// then the overseas departments and collectivities with their own country codes.
-const NATIONAL_REGIONS: [Region; 12] = [
+/// Regions tried, in order, for a number written in national form (`0` and nine digits):
+/// metropolitan France, then the overseas departments and collectivities that share the
+/// French numbering plan (`0692…` is dialled from Paris as from Saint-Denis, and is
+/// `+262 692…`). Saint-Pierre-et-Miquelon, New Caledonia, French Polynesia and Wallis and
+/// Futuna have numbering plans of their own, in which a national number is ambiguous
+/// (`75 12 34` is a mobile in Nouméa and a number in Saint-Pierre): theirs are accepted
+/// written with their country code only.
+const NATIONAL_REGIONS: [Region; 8] = [
     Region::FR,
     Region::RE,
     Region::YT,
     Region::GP,
     Region::MQ,
     Region::GF,
-    Region::PM,
     Region::BL,
     Region::MF,
-    Region::NC,
-    Region::PF,
-    Region::WF,
 ];
 
 /// A phone number in E.164 (`+33612345678`), valid for its region.
@@ -143,6 +144,10 @@ impl Phone {
         let candidates: Vec<Option<Region>> = if international {
             vec![None]
         } else {
+            let digits: Vec<char> = t.chars().filter(char::is_ascii_digit).collect();
+            if digits.len() != 10 || digits[0] != '0' {
+                return Err(MSG);
+            }
             NATIONAL_REGIONS.iter().copied().map(Some).collect()
         };
         let normalised = t.strip_prefix("00").map(|r| format!("+{r}"));
@@ -398,6 +403,8 @@ mod tests {
             ("+687 75 12 34", "+687751234"),      // Nouvelle-Calédonie
             ("+689 87 12 34 56", "+68987123456"), // Polynésie française
             ("+269 321 23 45", "+2693212345"),    // Comores
+            ("+508 41 23 45", "+508412345"),      // Saint-Pierre-et-Miquelon
+            ("00 687 75 12 34", "+687751234"),
         ] {
             assert_eq!(Phone::parse(raw).map(|p| p.0), Ok(e164.to_owned()), "{raw}");
         }
@@ -408,6 +415,14 @@ mod tests {
             "+33 6 12 34 56 78 90",
             "abcdefghij",
             "+999 123456",
+            // Not in the French plan, nor anywhere else in national form.
+            "07 00 12 34 56",
+            "07 12 34 56 78",
+            "0 41 23 45",
+            // A national number of a plan of its own: ambiguous without its country code.
+            "41 23 45",
+            "75 12 34",
+            "87 12 34 56",
         ] {
             assert!(Phone::parse(bad).is_err(), "{bad}");
         }

@@ -11,7 +11,10 @@ use mandat::domain::usager::Phone;
 use mandat::error::AppError;
 use mandat::http::extract::parse_json;
 use mandat::http::routes::{mandates, members, session, sms};
+use mandat::service::oidc::authorize::{self, Params, Rejection};
+use mandat::service::oidc::clients::{Client, ClientCredentials};
 use mandat::sms::inbound::{Reply, SignatureError, parse_reply, verify};
+use mandat::store::OidcClientRow;
 use proptest::prelude::*;
 use secrecy::SecretString;
 
@@ -95,15 +98,30 @@ proptest! {
     }
 
     #[test]
-    // 069x and 0639 national numbers are overseas mobiles (Réunion, Mayotte, Antilles), so the
-    // national spelling is only unambiguous for metropolitan ranges.
-    fn a_french_mobile_is_the_same_number_national_or_international(digits in "6[0-2][0-9]{7}") {
-        let national = Phone::parse(&format!("0{digits}")).expect("06 numbers are French mobiles");
+    fn a_french_mobile_is_the_same_number_national_or_international(digits in "(6[0-2]|7[3-9])[0-9]{7}") {
+        let national = Phone::parse(&format!("0{digits}")).expect("06 and 07 numbers are French mobiles");
         let international = Phone::parse(&format!("+33{digits}")).unwrap();
         let zeros = Phone::parse(&format!("0033{digits}")).unwrap();
         prop_assert_eq!(national.as_str(), format!("+33{digits}"));
         prop_assert_eq!(international.as_str(), national.as_str());
         prop_assert_eq!(zeros.as_str(), national.as_str());
+    }
+
+    #[test]
+    // A national number is in the French plan: metropolitan France or an overseas department
+    // (0692… is +262 692…), never a country with a plan of its own, and the same nine digits.
+    fn a_national_number_stays_in_the_french_plan(digits in "[1-9][0-9]{8}") {
+        if let Ok(p) = Phone::parse(&format!("0{digits}")) {
+            let cc = p.as_str().strip_suffix(digits.as_str()).expect("the same nine digits");
+            prop_assert!(["+33", "+262", "+590", "+594", "+596"].contains(&cc), "{}", p.as_str());
+        }
+    }
+
+    #[test]
+    fn a_national_number_is_ten_digits_starting_with_zero(digits in "[0-9]{4,12}") {
+        if !(digits.len() == 10 && digits.starts_with('0')) {
+            prop_assert!(Phone::parse(&digits).is_err(), "{}", digits);
+        }
     }
 
     #[test]
@@ -224,4 +242,152 @@ proptest! {
         let _ = parse_external(&text, "file");
         let _ = parse_external(&format!("{{\"tree_size\":1,\"root_hash\":\"00\",\"timestamp\":\"t\",\"note\":{}}}", serde_json::to_string(&text).unwrap()), "file");
     }
+
+    #[test]
+    fn authorization_requests_only_ever_redirect_to_a_registered_uri(
+        keep in prop::collection::vec(prop::bool::weighted(0.85), VALID_REQUEST.len()),
+        extra in prop::collection::vec((oidc_name(), oidc_value()), 0..5),
+    ) {
+        // A valid request with some parameters dropped and others added or repeated.
+        let mut pairs: Vec<(String, String)> = VALID_REQUEST
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|((n, v), _)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        pairs.extend(extra);
+        let params = Params(pairs);
+        for c in [None, Some(partner())] {
+            match authorize::check(c, &params) {
+                Ok(req) => {
+                    prop_assert!(REDIRECTS.contains(&req.redirect_uri.as_str()));
+                    prop_assert!(req.scope.split(' ').any(|s| s == "openid"));
+                    prop_assert_eq!(req.code_challenge.len(), 43);
+                    if let Some(ds) = &req.demarches {
+                        prop_assert!(ds.iter().all(|d| d == "social" || d == "famille"), "{:?}", ds);
+                    }
+                }
+                Err(Rejection::Redirect(to)) => {
+                    let base = to.split('?').next().unwrap_or_default();
+                    prop_assert!(REDIRECTS.contains(&base), "redirect to {}", to);
+                }
+                Err(Rejection::Page { .. }) => {}
+                Err(Rejection::Error(e)) => prop_assert!(false, "a failure of the service: {:?}", e),
+            }
+        }
+    }
+
+    #[test]
+    fn basic_client_credentials_never_panic_and_round_trip(
+        id in "[A-Za-z0-9._~%-]{0,40}", secret in "\\PC{0,60}", raw in "\\PC{0,80}"
+    ) {
+        let _ = ClientCredentials::parse_basic(&raw);
+        let _ = authorize::claims_demarches(&raw);
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(&id), enc(&secret)))
+        );
+        let (got_id, got_secret) = ClientCredentials::parse_basic(&header).expect("well-formed");
+        let decoded_id: String = form_urlencoded::parse(format!("x={}", enc(&id)).as_bytes())
+            .next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+        prop_assert_eq!(got_id, decoded_id);
+        prop_assert_eq!(secrecy::ExposeSecret::expose_secret(&got_secret), secret.as_str());
+    }
+}
+
+const VALID_REQUEST: [(&str, &str); 9] = [
+    ("response_type", "code"),
+    ("client_id", "00000000-0000-0000-0000-000000000000"),
+    ("redirect_uri", "https://partenaire.example/retour"),
+    ("scope", "openid profile"),
+    ("state", "etat"),
+    ("nonce", "nonce"),
+    (
+        "code_challenge",
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    ),
+    ("code_challenge_method", "S256"),
+    ("login_hint", "00000000-0000-0000-0000-000000000001"),
+];
+
+#[test]
+fn the_valid_request_of_the_property_is_accepted() {
+    let params = Params(
+        VALID_REQUEST
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect(),
+    );
+    let req = authorize::check(Some(partner()), &params).expect("accepted");
+    assert_eq!(req.scope, "openid profile");
+    assert!(matches!(
+        authorize::check(None, &params),
+        Err(Rejection::Page { .. })
+    ));
+}
+
+const REDIRECTS: [&str; 2] = [
+    "https://partenaire.example/retour",
+    "https://partenaire.example/autre",
+];
+
+fn partner() -> Client {
+    Client {
+        row: OidcClientRow {
+            id: uuid::Uuid::nil(),
+            name: "Partenaire".into(),
+            redirect_uris: REDIRECTS.join("\n"),
+            post_logout_redirect_uris: String::new(),
+            allowed_demarches: "social,famille".into(),
+            auth_method: "client_secret_basic".into(),
+            secret_mac: None,
+            secret_key_version: None,
+            jwks: None,
+            sector: "partenaire.example".into(),
+            active: true,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        },
+    }
+}
+
+/// Mostly the parameters the provider reads, sometimes another, sometimes repeated.
+fn oidc_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => prop::sample::select(authorize::CARRIED.to_vec()).prop_map(str::to_owned),
+        1 => prop::sample::select(vec!["request", "request_uri", "response_mode"]).prop_map(str::to_owned),
+        1 => "\\PC{0,12}",
+    ]
+}
+
+/// Values that pass each rule and values that do not, mixed.
+fn oidc_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::sample::select(vec![
+            "00000000-0000-0000-0000-000000000000",
+            "https://partenaire.example/retour",
+            "https://partenaire.example/autre",
+            "https://partenaire.example/retour/../ailleurs",
+            "https://evil.example/retour",
+            "code",
+            "token",
+            "S256",
+            "plain",
+            "openid",
+            "openid profile demarche:social",
+            "openid demarche:famille demarche:social",
+            "openid demarche:travail",
+            "openid demarche:inconnue",
+            "profile",
+            "select_account",
+            "none",
+            "login consent",
+            r#"{"id_token":{"rep_scope":{"values":["demarche:social","famille"]}}}"#,
+            r#"{"id_token":{"rep_scope":{"values":["travail"]}}}"#,
+            r#"{"id_token":{"rep_scope":{"values":[]}}}"#,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ]).prop_map(str::to_owned),
+        1 => "[A-Za-z0-9_-]{43}",
+        1 => "\\PC{0,60}",
+    ]
 }
