@@ -165,6 +165,7 @@ impl AppState {
                 interval: Duration::from_millis(config.checkpoint_interval_ms),
             },
         );
+        let oidc_client_rate = config.oidc_client_rate;
         let state = Self {
             services: Services {
                 authz: Arc::new(authz),
@@ -178,7 +179,7 @@ impl AppState {
                 clock,
                 checkpoints,
             },
-            limits: Arc::new(crate::http::ratelimit::RateLimits::default()),
+            limits: Arc::new(crate::http::ratelimit::RateLimits::new(oidc_client_rate)),
             code_failures: Arc::default(),
         };
         // The OpenID Connect signing key is created at the first start.

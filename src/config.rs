@@ -146,6 +146,8 @@ pub struct Config {
     /// Address of the Prometheus endpoint (`GET /metrics`, a listener of its own); off when
     /// `None`.
     pub metrics_addr: Option<SocketAddr>,
+    /// Requests per second and partner client on each OpenID Connect back-channel endpoint.
+    pub oidc_client_rate: u32,
 }
 
 /// Request headers must arrive within this time (slow clients cannot hold connections).
@@ -188,6 +190,7 @@ struct Raw {
     checkpoint_interval_ms: Option<String>,
     publish_checkpoints: Option<String>,
     metrics_addr: Option<String>,
+    oidc_client_rate: Option<String>,
 }
 
 const KNOWN: &[&str] = &[
@@ -221,6 +224,7 @@ const KNOWN: &[&str] = &[
     "checkpoint_interval_ms",
     "publish_checkpoints",
     "metrics_addr",
+    "oidc_client_rate",
 ];
 
 fn var(key: &str) -> String {
@@ -447,6 +451,13 @@ impl Config {
             1,
             10_000_000,
         )?;
+        let oidc_client_rate = parse_num(
+            raw.oidc_client_rate.as_deref(),
+            "oidc_client_rate",
+            u64::from(crate::http::ratelimit::OIDC_CLIENT_RATE),
+            1,
+            1_000_000,
+        )?;
         let checkpoint_interval_ms = parse_num(
             raw.checkpoint_interval_ms.as_deref(),
             "checkpoint_interval_ms",
@@ -541,6 +552,7 @@ impl Config {
             checkpoint_interval_ms,
             publish_checkpoints,
             metrics_addr,
+            oidc_client_rate: u32::try_from(oidc_client_rate).unwrap_or(u32::MAX),
         })
     }
 
@@ -577,6 +589,7 @@ impl Config {
             checkpoint_interval_ms: 1000,
             publish_checkpoints: false,
             metrics_addr: None,
+            oidc_client_rate: crate::http::ratelimit::OIDC_CLIENT_RATE,
         }
     }
 
@@ -762,6 +775,13 @@ mod tests {
     fn metrics_address_is_off_by_default_and_validated() {
         let c = Config::from_sources(None, &env(&[])).unwrap();
         assert!(c.metrics_addr.is_none(), "off by default");
+        let c = Config::from_sources(None, &env(&[("MANDAT_OIDC_CLIENT_RATE", "50")])).unwrap();
+        assert_eq!(c.oidc_client_rate, 50);
+        for bad in ["0", "-1", "lots", "1000001"] {
+            let e =
+                Config::from_sources(None, &env(&[("MANDAT_OIDC_CLIENT_RATE", bad)])).unwrap_err();
+            assert_eq!(e.var, "MANDAT_OIDC_CLIENT_RATE");
+        }
         let c =
             Config::from_sources(None, &env(&[("MANDAT_METRICS_ADDR", "127.0.0.1:9090")])).unwrap();
         assert_eq!(c.metrics_addr, Some("127.0.0.1:9090".parse().unwrap()));

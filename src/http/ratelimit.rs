@@ -47,13 +47,22 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-type Keyed<C> =
-    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type KeyedBy<K, C> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type Keyed<C> = KeyedBy<IpAddr, C>;
+
+/// The per-client limit of the OpenID Connect back channel by default (requests per second
+/// and client, for each of the token, userinfo and revocation endpoints).
+pub const OIDC_CLIENT_RATE: u32 = 1000;
 
 pub struct RateLimits<C: Clock = DefaultClock> {
     login: Keyed<C>,
     invitation: Keyed<C>,
     public: Keyed<C>,
+    /// Partner clients of the OpenID Connect provider, by endpoint and client, counted once
+    /// the client is authenticated (its access token, for userinfo): another party naming a
+    /// client cannot spend its budget.
+    oidc: KeyedBy<(&'static str, uuid::Uuid), C>,
     clock: C,
 }
 
@@ -69,13 +78,20 @@ fn per_minute(n: u32) -> Quota {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self::with_clock(DefaultClock::default())
+        Self::new(OIDC_CLIENT_RATE)
+    }
+}
+
+impl RateLimits {
+    /// The limits, with `oidc_client_rate` requests per second and partner client.
+    pub fn new(oidc_client_rate: u32) -> Self {
+        Self::with_clock(DefaultClock::default(), oidc_client_rate)
     }
 }
 
 impl<C: Clock + Clone> RateLimits<C> {
     /// The limits on a given clock (tests use a fake one).
-    pub fn with_clock(clock: C) -> Self {
+    pub fn with_clock(clock: C, oidc_client_rate: u32) -> Self {
         let keyed = |n| {
             RateLimiter::new(
                 per_minute(n),
@@ -87,6 +103,11 @@ impl<C: Clock + Clone> RateLimits<C> {
             login: keyed(10),
             invitation: keyed(30),
             public: keyed(30),
+            oidc: RateLimiter::new(
+                Quota::per_second(NonZeroU32::new(oidc_client_rate).unwrap_or(NonZeroU32::MIN)),
+                DefaultKeyedStateStore::default(),
+                clock.clone(),
+            ),
             clock,
         }
     }
@@ -111,12 +132,19 @@ impl<C: Clock + Clone> RateLimits<C> {
             })
     }
 
+    /// Whether a partner client may make one more request to an OpenID Connect endpoint.
+    pub fn admit_client(&self, endpoint: &'static str, client: uuid::Uuid) -> bool {
+        self.oidc.check_key(&(endpoint, client)).is_ok()
+    }
+
     /// Forgets every client whose bucket is full again (it would start fresh anyway).
     pub fn trim(&self) {
         for l in [&self.login, &self.invitation, &self.public] {
             l.retain_recent();
             l.shrink_to_fit();
         }
+        self.oidc.retain_recent();
+        self.oidc.shrink_to_fit();
     }
 
     /// Clients currently remembered by one limit.
@@ -158,7 +186,7 @@ mod tests {
 
     #[test]
     fn ipv6_addresses_of_one_64_share_a_bucket() {
-        let l = RateLimits::with_clock(FakeRelativeClock::default());
+        let l = RateLimits::with_clock(FakeRelativeClock::default(), 3);
         for i in 0..10 {
             assert!(allowed(
                 &l,
@@ -184,6 +212,27 @@ mod tests {
     }
 
     #[test]
+    fn each_partner_client_has_its_own_budget_per_endpoint() {
+        let clock = FakeRelativeClock::default();
+        let l = RateLimits::with_clock(clock.clone(), 3);
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        for _ in 0..3 {
+            assert!(l.admit_client("token", a));
+        }
+        assert!(
+            !l.admit_client("token", a),
+            "the fourth in the second is refused"
+        );
+        assert!(
+            l.admit_client("userinfo", a),
+            "another endpoint, another budget"
+        );
+        assert!(l.admit_client("token", b), "another client, another budget");
+        clock.advance(Duration::from_millis(400));
+        assert!(l.admit_client("token", a), "refilled at 3 per second");
+    }
+
+    #[test]
     fn client_key_masks_the_interface_identifier() {
         assert_eq!(
             client_key(ip("2001:db8:aa:bb:1:2:3:4")),
@@ -196,7 +245,7 @@ mod tests {
     #[test]
     fn trimming_forgets_clients_whose_bucket_refilled() {
         let clock = FakeRelativeClock::default();
-        let l = RateLimits::with_clock(clock.clone());
+        let l = RateLimits::with_clock(clock.clone(), 3);
         assert!(allowed(&l, Limit::Login, "203.0.113.1"));
         assert!(allowed(&l, Limit::Public, "2001:db8::1"));
         clock.advance(Duration::from_secs(50));

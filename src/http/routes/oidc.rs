@@ -2,16 +2,12 @@
 //! revocation and RP-initiated logout. The authorize screens are pages (`pages::oidc`).
 //! Handlers parse, call `service::oidc`, and answer in the RFC 6749 / 6750 error format.
 
-use std::num::NonZeroU32;
-use std::sync::OnceLock;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -38,28 +34,6 @@ pub fn router() -> Router<AppState> {
 /// bearer token, never by the session cookie: the same-origin guard does not apply.
 pub fn is_back_channel(path: &str) -> bool {
     matches!(path, "/oidc/token" | "/oidc/userinfo" | "/oidc/revoke")
-}
-
-/// Requests per second and client on the token and userinfo endpoints (per instance).
-pub const CLIENT_RATE_PER_SEC: u32 = 1000;
-
-fn limiter() -> &'static DefaultKeyedRateLimiter<String> {
-    static L: OnceLock<DefaultKeyedRateLimiter<String>> = OnceLock::new();
-    L.get_or_init(|| {
-        RateLimiter::keyed(Quota::per_second(
-            NonZeroU32::new(CLIENT_RATE_PER_SEC).unwrap_or(NonZeroU32::MIN),
-        ))
-    })
-}
-
-/// One budget per client and endpoint (`token`, `userinfo`, `revoke`).
-fn limit(endpoint: &str, client: &str) -> Result<(), OidcError> {
-    let l = limiter();
-    if l.len() > 100_000 {
-        l.retain_recent();
-    }
-    l.check_key(&format!("{endpoint} {client}"))
-        .map_err(|_| OidcError::new("slow_down", "too many requests for this client"))
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -214,14 +188,6 @@ fn credentials(
     })
 }
 
-fn limit_key(c: &ClientCredentials) -> String {
-    c.basic
-        .as_ref()
-        .map(|(id, _)| id.clone())
-        .or_else(|| c.client_id.clone())
-        .unwrap_or_else(|| "assertion".into())
-}
-
 async fn token_endpoint(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -230,7 +196,6 @@ async fn token_endpoint(
     let run = async {
         let mut pairs = parse_form(&headers, &body)?;
         let credentials = credentials(&headers, &mut pairs)?;
-        limit("token", &limit_key(&credentials))?;
         let req = TokenRequest {
             grant_type: take(&mut pairs, "grant_type"),
             code: take(&mut pairs, "code"),
@@ -238,7 +203,7 @@ async fn token_endpoint(
             code_verifier: take(&mut pairs, "code_verifier"),
             credentials,
         };
-        token::exchange(&state, req).await
+        token::exchange(&state, req, &|c| state.limits.admit_client("token", c)).await
     };
     match run.await {
         Ok(t) => json_response(
@@ -272,10 +237,10 @@ async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: Bytes
                 "a bearer access token is required",
             ));
         }
-        if let Some(client) = token::client_of_token(&state, &token).await? {
-            limit("userinfo", &client.to_string())?;
-        }
-        token::userinfo(&state, &token).await
+        token::userinfo(&state, &token, &|c| {
+            state.limits.admit_client("userinfo", c)
+        })
+        .await
     };
     match run.await {
         Ok(claims) => json_response(StatusCode::OK, &claims),
@@ -287,9 +252,9 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     let run = async {
         let mut pairs = parse_form(&headers, &body)?;
         let credentials = credentials(&headers, &mut pairs)?;
-        limit("revoke", &limit_key(&credentials))?;
         let t = take(&mut pairs, "token");
-        token::revoke(&state, &credentials, t.as_deref()).await
+        let admit = |c| state.limits.admit_client("revoke", c);
+        token::revoke(&state, &credentials, t.as_deref(), &admit).await
     };
     match run.await {
         Ok(()) => json_response(StatusCode::OK, &json!({})),

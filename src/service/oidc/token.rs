@@ -185,11 +185,26 @@ async fn claims(
     Ok(c)
 }
 
+/// Whether an authenticated client may make one more request (its rate limit); the adapter
+/// that counts requests gives it.
+pub type Admit<'a> = &'a (dyn Fn(Uuid) -> bool + Send + Sync);
+
+fn too_many() -> OidcError {
+    OidcError::new("slow_down", "too many requests for this client")
+}
+
 /// `POST /oidc/token`: exchanges a code for an access token and an ES256 ID token.
-pub async fn exchange(s: &Services, req: TokenRequest) -> Result<TokenResponse, OidcError> {
+pub async fn exchange(
+    s: &Services,
+    req: TokenRequest,
+    admit: Admit<'_>,
+) -> Result<TokenResponse, OidcError> {
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
     let (client, method) = clients::authenticate(s, tx.as_mut(), &req.credentials).await?;
+    if !admit(client.id()) {
+        return Err(too_many());
+    }
     match req.grant_type.as_deref() {
         Some("authorization_code") => {}
         None => return Err(OidcError::invalid_request("grant_type is required")),
@@ -347,18 +362,9 @@ pub async fn exchange(s: &Services, req: TokenRequest) -> Result<TokenResponse, 
     })
 }
 
-/// The client a request's access token belongs to (for its rate limit), without using it.
-pub async fn client_of_token(s: &Services, token: &str) -> Result<Option<Uuid>, OidcError> {
-    let mut tx = s.store.begin_read().await?;
-    Ok(tx
-        .get_oidc_token(&token_hash(token))
-        .await?
-        .map(|t| t.client_id))
-}
-
 /// `GET/POST /oidc/userinfo`: the usager claims of a live token, while its mandate démarche
 /// stays active. Each call is audited (`oidc.userinfo`).
-pub async fn userinfo(s: &Services, token: &str) -> Result<Value, OidcError> {
+pub async fn userinfo(s: &Services, token: &str, admit: Admit<'_>) -> Result<Value, OidcError> {
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
     let t = tx
@@ -366,6 +372,9 @@ pub async fn userinfo(s: &Services, token: &str) -> Result<Value, OidcError> {
         .await?
         .filter(|t| t.revoked_at.is_none() && now < t.expires_at)
         .ok_or_else(|| OidcError::invalid_token("the access token is invalid or expired"))?;
+    if !admit(t.client_id) {
+        return Err(too_many());
+    }
     let mandate_expires = tx
         .oidc_mandate_expiry(t.mandate_id, &t.demarche, now)
         .await?
@@ -417,10 +426,14 @@ pub async fn revoke(
     s: &Services,
     creds: &ClientCredentials,
     token: Option<&str>,
+    admit: Admit<'_>,
 ) -> Result<(), OidcError> {
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
     let (client, _) = clients::authenticate(s, tx.as_mut(), creds).await?;
+    if !admit(client.id()) {
+        return Err(too_many());
+    }
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OidcError::invalid_request("token is required"))?;
