@@ -136,6 +136,7 @@ pub struct Phone(String);
 impl Phone {
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         const MSG: &str = "Le numéro de téléphone n'est pas valide.";
+        const NATIONAL: &str = "Le numéro de téléphone n'est pas valide : un numéro français a dix chiffres et commence par 0 ; un autre s'écrit avec son indicatif (+687 …).";
         let t = raw.trim();
         if t.is_empty() || t.len() > 32 || t.chars().any(char::is_control) {
             return Err(MSG);
@@ -146,7 +147,7 @@ impl Phone {
         } else {
             let digits: Vec<char> = t.chars().filter(char::is_ascii_digit).collect();
             if digits.len() != 10 || digits[0] != '0' {
-                return Err(MSG);
+                return Err(NATIONAL);
             }
             NATIONAL_REGIONS.iter().copied().map(Some).collect()
         };
