@@ -322,8 +322,11 @@ async fn bad_input_gets_french_errors_next_to_fields_and_writes_nothing() {
     );
     assert!(html.contains("aria-describedby=\"birthdate-error\""));
     assert!(
-        html.contains("Le numéro de téléphone n&#39;est pas valide.")
-            || html.contains("Le numéro de téléphone n&#x27;est pas valide."),
+        html.contains(
+            "Le numéro de téléphone n&#39;est pas valide : un numéro français a dix chiffres"
+        ) || html.contains(
+            "Le numéro de téléphone n&#x27;est pas valide : un numéro français a dix chiffres"
+        ),
         "{html}"
     );
     assert!(html.contains("value=\"Jeanne\""), "what was typed is kept");

@@ -192,6 +192,18 @@ impl Browser {
             .expect("text")
     }
 
+    /// Waits until the text of `css` is no longer `old` (a script's answer), and returns it.
+    pub async fn wait_text_change(&self, css: &str, old: &str) -> String {
+        for _ in 0..100 {
+            let t = self.text(css).await;
+            if t != old {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{css} still reads {old:?}");
+    }
+
     pub async fn body(&self) -> String {
         self.text("body").await
     }
