@@ -6,33 +6,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mandat::service::oidc::authorize::{self, Params, Rejection};
-use mandat::service::oidc::clients::{Client, ClientCredentials};
-use mandat::store::OidcClientRow;
+use mandat::service::oidc::authorize::{self, Params};
+use mandat::service::oidc::clients::ClientCredentials;
 
-const REDIRECTS: [&str; 2] = [
-    "https://partenaire.example/retour",
-    "https://partenaire.example/autre",
-];
-
-fn client() -> Client {
-    Client {
-        row: OidcClientRow {
-            id: uuid::Uuid::nil(),
-            name: "Partenaire".into(),
-            redirect_uris: REDIRECTS.join("\n"),
-            post_logout_redirect_uris: String::new(),
-            allowed_demarches: "social,famille".into(),
-            auth_method: "client_secret_basic".into(),
-            secret_mac: None,
-            secret_key_version: None,
-            jwks: None,
-            sector: "partenaire.example".into(),
-            active: true,
-            created_at: chrono::DateTime::UNIX_EPOCH,
-        },
-    }
-}
+#[path = "../../tests/api/oidc_request_rules.rs"]
+mod rules;
 
 fuzz_target!(|data: &[u8]| {
     let (header, query) = match data.iter().position(|b| *b == b'\n') {
@@ -47,22 +25,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let params = Params(pairs);
-    for c in [None, Some(client())] {
-        match authorize::check(c, &params) {
-            Ok(req) => {
-                assert!(REDIRECTS.contains(&req.redirect_uri.as_str()));
-                assert!(req.scope.split(' ').any(|s| s == "openid"));
-                assert_eq!(req.code_challenge.len(), 43);
-                if let Some(ds) = &req.demarches {
-                    assert!(ds.iter().all(|d| d == "social" || d == "famille"));
-                }
-            }
-            Err(Rejection::Redirect(to)) => {
-                let base = to.split('?').next().unwrap_or_default();
-                assert!(REDIRECTS.contains(&base), "redirect to {to}");
-            }
-            Err(Rejection::Page { .. }) => {}
-            Err(Rejection::Error(e)) => panic!("a failure of the service: {e:?}"),
-        }
+    for c in [None, Some(rules::partner())] {
+        rules::assert_rules_kept(&authorize::check(c, &params));
     }
 });
