@@ -154,3 +154,17 @@ async fn unsigned_stale_forged_or_malformed_requests_are_refused() {
         .unwrap();
     assert_eq!(res.status(), 415);
 }
+
+#[tokio::test]
+async fn the_providers_replies_are_not_held_by_a_per_ip_limit() {
+    // Every reply comes from the provider's address: 60 in a row (the public per-IP limit is
+    // 30 a minute) are all answered, signed or not, never 429.
+    let app = app_with_webhook().await;
+    for i in 0..60 {
+        let body = reply(&format!("texte {i}"));
+        let (status, _) = send(&app, &body, Some(sign(&app, &body, 0))).await;
+        assert_eq!(status, 200, "reply {i}");
+    }
+    let (status, _) = send(&app, &reply("NON"), None).await;
+    assert_eq!(status, 401, "unsigned: refused as such");
+}
