@@ -26,6 +26,7 @@ mod members;
 mod metrics;
 mod oidc;
 mod oidc_authlib;
+mod oidc_limits;
 mod oidc_request_rules;
 mod oidc_support;
 mod openapi;

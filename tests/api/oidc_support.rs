@@ -179,3 +179,10 @@ pub fn csrf_of(html: &str) -> String {
         .expect("a CSRF token")
         .to_owned()
 }
+
+/// The status and the RFC 6749 `error` code of an OIDC error answer.
+pub async fn error_of(res: reqwest::Response) -> (u16, String) {
+    let status = res.status().as_u16();
+    let body: serde_json::Value = res.json().await.unwrap();
+    (status, body["error"].as_str().unwrap_or("").to_owned())
+}
