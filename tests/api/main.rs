@@ -4,6 +4,7 @@
 mod common;
 
 mod accounts;
+mod at_rest_support;
 mod audit_checkpoints;
 mod audit_core;
 mod audit_dpo;

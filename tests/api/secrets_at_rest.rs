@@ -1,126 +1,16 @@
 //! A scripted session against the real binary, then a scan of the raw database files and
 //! of everything the process printed: no password, TOTP seed or session id in clear.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use base64::Engine as _;
-use serde_json::{Value, json};
+use serde_json::json;
 
-fn mandat(dir: &std::path::Path) -> Command {
-    let mut c = crate::common::mandat_command(dir);
-    c.env("MANDAT_INSECURE_HTTP", "1")
-        .env("MANDAT_LOG", "debug");
-    c
-}
+use crate::at_rest_support::{PASSWORD, Session};
 
 #[tokio::test]
 async fn no_password_seed_or_session_id_in_clear_in_the_database_or_the_logs() {
-    use secrecy::ExposeSecret as _;
-    let dir = tempfile::tempdir().unwrap();
-    let url = crate::common::fresh_database(dir.path()).await;
-    let db_env: Option<String> = match &url {
-        mandat::config::DatabaseUrl::Postgres(u) => Some(u.expose_secret().to_owned()),
-        mandat::config::DatabaseUrl::Sqlite(_) => None,
-    };
-    let with_db = |mut c: Command| {
-        if let Some(u) = &db_env {
-            c.env("MANDAT_DATABASE_URL", u)
-                .env("MANDAT_MASTER_KEY", crate::audit_trail::TEST_MASTER_KEY);
-        }
-        c
-    };
-    let mut logs = String::new();
-    let out = with_db(mandat(dir.path()))
-        .args(["org", "create", "--name", "MFS", "--address", "1 rue X"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    logs.push_str(&String::from_utf8_lossy(&out.stdout));
-    logs.push_str(&String::from_utf8_lossy(&out.stderr));
-    let org: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let password = "Zèbre-violet-9-lampadaire";
-    let mut child = with_db(mandat(dir.path()))
-        .args([
-            "user",
-            "create",
-            "--email",
-            "camille@example.fr",
-            "--name",
-            "Camille",
-            "--org",
-            org["id"].as_str().unwrap(),
-            "--role",
-            "referent",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    logs.push_str(&String::from_utf8_lossy(&out.stderr));
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let secret = created["totp_secret"].as_str().unwrap().to_owned();
-    let seed = mandat::crypto::totp::Seed::parse_card(&secret, false).unwrap();
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // Output to files: a pipe nobody reads would fill up and block the server.
-    let out_path = dir.path().join("serve.out");
-    let err_path = dir.path().join("serve.err");
-    let mut server = with_db(mandat(dir.path()))
-        .env("MANDAT_LISTEN", format!("127.0.0.1:{port}"))
-        .arg("serve")
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let start = Instant::now();
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    };
-    let res = client
-        .post(format!("{base}/api/v1/session"))
-        .json(&json!({"email": "camille@example.fr", "password": password, "totp": seed.code_at(30, now())}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let session_id = cookie
+    let s = Session::start("referent").await;
+    let session_id = s
+        .login_cookie
         .split(';')
         .next()
         .unwrap()
@@ -128,83 +18,24 @@ async fn no_password_seed_or_session_id_in_clear_in_the_database_or_the_logs() {
         .unwrap()
         .1
         .to_owned();
-    // Step-up needs the next code (each step is accepted once).
-    let wait = 30 - now() % 30 + 1;
-    tokio::time::sleep(Duration::from_secs(wait)).await;
-    let res = client
-        .post(format!("{base}/api/v1/session/step-up"))
-        .json(&json!({"totp": seed.code_at(30, now())}))
+    s.step_up().await;
+    let res = s
+        .client
+        .post(s.url("/api/v1/me/password"))
+        .json(&json!({"current_password": PASSWORD, "new_password": "Second-secret-très-long-42"}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    let res = client
-        .post(format!("{base}/api/v1/me/password"))
-        .json(&json!({"current_password": password, "new_password": "Second-secret-très-long-42"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    server.wait().unwrap();
-    logs.push_str(&std::fs::read_to_string(&out_path).unwrap());
-    logs.push_str(&std::fs::read_to_string(&err_path).unwrap());
-    assert!(logs.contains("login"), "the logs were captured");
-
     let secrets: Vec<Vec<u8>> = vec![
-        password.as_bytes().to_vec(),
+        PASSWORD.as_bytes().to_vec(),
         b"Second-secret-tr".to_vec(),
-        secret.as_bytes().to_vec(),
-        seed.bytes().to_vec(),
+        s.totp_secret.as_bytes().to_vec(),
+        s.seed.bytes().to_vec(),
         session_id.as_bytes().to_vec(),
         base64::engine::general_purpose::STANDARD
-            .encode(seed.bytes())
+            .encode(s.seed.bytes())
             .into_bytes(),
     ];
-    let haystacks: Vec<(String, Vec<u8>)> = match &url {
-        mandat::config::DatabaseUrl::Sqlite(_) => ["mandat.db", "mandat.db-wal", "mandat.db-shm"]
-            .iter()
-            .filter_map(|f| {
-                std::fs::read(dir.path().join(f))
-                    .ok()
-                    .map(|b| ((*f).to_owned(), b))
-            })
-            .collect(),
-        mandat::config::DatabaseUrl::Postgres(u) => {
-            use sqlx::Connection as _;
-            let mut c = sqlx::PgConnection::connect(u.expose_secret())
-                .await
-                .unwrap();
-            let tables: Vec<String> = sqlx::query_scalar(
-                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
-            )
-            .fetch_all(&mut c)
-            .await
-            .unwrap();
-            let mut out = Vec::new();
-            for t in tables {
-                let dump: Option<String> =
-                    sqlx::query_scalar(&format!("SELECT string_agg(t::text, '|') FROM \"{t}\" t"))
-                        .fetch_one(&mut c)
-                        .await
-                        .unwrap();
-                out.push((t, dump.unwrap_or_default().into_bytes()));
-            }
-            out
-        }
-    };
-    assert!(!haystacks.is_empty());
-    for (name, bytes) in haystacks
-        .iter()
-        .chain(std::iter::once(&("logs".to_owned(), logs.into_bytes())))
-    {
-        for s in &secrets {
-            assert!(
-                !bytes.windows(s.len()).any(|w| w == s.as_slice()),
-                "a secret appears in clear in {name}"
-            );
-        }
-    }
+    s.stop_and_assert_nowhere_in_clear(&secrets, "aidant").await;
 }
