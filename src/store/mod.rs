@@ -10,6 +10,7 @@ mod accounts;
 mod accounts_sql;
 mod audit_trail;
 mod audit_trail_sql;
+mod group_commit;
 mod lite;
 mod mandates;
 pub(crate) mod mandates_sql;

@@ -1,6 +1,6 @@
 //! SQLite backend: one file, WAL, `synchronous=NORMAL`, foreign keys, a busy timeout, and
-//! write transactions opened with `BEGIN IMMEDIATE` (one writer at a time, no upgrade
-//! deadlocks).
+//! one write connection whose transactions are savepoints committed in groups under one
+//! `BEGIN IMMEDIATE` (one writer at a time, no upgrade deadlocks; `group_commit`).
 
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
@@ -12,10 +12,11 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::accounts_sql::impl_account_repo;
 use super::audit_trail_sql::{audit_filter_sql, impl_audit_trail_repo};
+use super::group_commit::{Hold, Writer};
 use super::lite::{self, lite_row};
 use super::mandates_sql::impl_mandate_repos;
 use super::oidc_sql::impl_oidc_repo;
@@ -47,9 +48,10 @@ pub struct SqliteStore {
     file: PathBuf,
     /// Set when the store closes or drops: stops the WAL checkpoint thread.
     closed: Arc<std::sync::atomic::AtomicBool>,
-    /// The one write connection. Writers queue on this lock in-process instead of in
-    /// SQLite's busy handler (which sleeps in steps of milliseconds and ruins tail latency).
-    writer: Arc<tokio::sync::Mutex<Connection>>,
+    /// The one write connection. Writers queue on its lock in-process instead of in
+    /// SQLite's busy handler (which sleeps in steps of milliseconds and ruins tail latency),
+    /// and their transactions commit in groups (`group_commit`).
+    writer: Arc<Writer>,
     readers: Arc<Readers>,
     /// Read connections at most (the pool size).
     max_readers: u32,
@@ -151,7 +153,7 @@ impl SqliteStore {
         spawn_wal_checkpointer(file.clone(), closed.clone());
         Ok(Self {
             closed,
-            writer: Arc::new(tokio::sync::Mutex::new(writer)),
+            writer: Arc::new(Writer::new(writer)),
             readers: Arc::new(Readers {
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(max_connections.max(1) as usize)),
@@ -163,13 +165,11 @@ impl SqliteStore {
         })
     }
 
-    async fn writer(&self) -> Result<OwnedMutexGuard<Connection>, StoreError> {
+    fn check_open(&self) -> Result<(), StoreError> {
         if self.readers.permits.is_closed() {
             return Err(closed());
         }
-        tokio::time::timeout(WRITER_WAIT, self.writer.clone().lock_owned())
-            .await
-            .map_err(|_| timed_out())
+        Ok(())
     }
 
     async fn reader(&self) -> Result<Reader, StoreError> {
@@ -214,7 +214,7 @@ impl Drop for Reader {
 }
 
 enum Held {
-    Writer(OwnedMutexGuard<Connection>),
+    Writer(Hold),
     Reader(Reader),
 }
 
@@ -222,7 +222,7 @@ impl Deref for Held {
     type Target = Connection;
     fn deref(&self) -> &Connection {
         match self {
-            Self::Writer(c) => c,
+            Self::Writer(h) => h.conn(),
             // Present until dropped.
             Self::Reader(r) => r.conn.as_ref().unwrap_or_else(|| unreachable!()),
         }
@@ -245,7 +245,7 @@ impl Deref for LiteTx {
 impl DerefMut for LiteTx {
     fn deref_mut(&mut self) -> &mut Connection {
         match &mut self.conn {
-            Held::Writer(c) => c,
+            Held::Writer(h) => h.conn_mut(),
             Held::Reader(r) => r.conn.as_mut().unwrap_or_else(|| unreachable!()),
         }
     }
@@ -253,7 +253,8 @@ impl DerefMut for LiteTx {
 
 impl Drop for LiteTx {
     fn drop(&mut self) {
-        if self.open {
+        // A write transaction's hold rolls back to its savepoint by itself.
+        if self.open && matches!(self.conn, Held::Reader(_)) {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
@@ -324,7 +325,12 @@ impl super::AuditSequencerRepo for SqliteTx {
 #[async_trait]
 impl Tx for SqliteTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.0.conn.prepare_cached("COMMIT")?.execute([])?;
+        match &mut self.0.conn {
+            Held::Writer(hold) => hold.commit().await?,
+            Held::Reader(_) => {
+                self.0.conn.prepare_cached("COMMIT")?.execute([])?;
+            }
+        }
         self.0.open = false;
         Ok(())
     }
@@ -346,7 +352,8 @@ impl Store for SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(WRITER_WAIT)
             .foreign_keys(true);
-        let _writer = self.writer().await?;
+        self.check_open()?;
+        let _writer = self.writer.lock_flushed(WRITER_WAIT).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts)
@@ -373,7 +380,13 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
-        Self::begin_on(Held::Writer(self.writer().await?), "BEGIN IMMEDIATE")
+        // A savepoint in the group's outer transaction (`BEGIN IMMEDIATE`).
+        self.check_open()?;
+        let conn = self.writer.lock(WRITER_WAIT).await?;
+        Self::begin_on(
+            Held::Writer(Hold::new(conn, self.writer.clone())),
+            "SAVEPOINT tx",
+        )
     }
 
     async fn begin_read(&self) -> Result<Box<dyn Tx>, StoreError> {
@@ -401,7 +414,7 @@ impl Store for SqliteStore {
 
     fn pool_stats(&self) -> super::PoolStats {
         // The writer connection and the read connections.
-        let writer_busy = u32::from(self.writer.try_lock().is_err());
+        let writer_busy = u32::from(self.writer.busy());
         let free = u32::try_from(self.readers.permits.available_permits()).unwrap_or(u32::MAX);
         let readers_busy = self.max_readers.saturating_sub(free);
         let idle = self

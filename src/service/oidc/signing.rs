@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, Header};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use serde::Serialize;
@@ -31,9 +31,26 @@ fn internal(e: impl std::fmt::Display) -> AppError {
     AppError::Internal(anyhow::anyhow!("oidc signing key: {e}"))
 }
 
+/// A decoded private key, ready to sign. `ring`'s key pair is parsed once: parsing
+/// recomputes the public point (a scalar multiplication, as costly as the signature itself),
+/// which `jsonwebtoken::encode` would do again for every token.
+pub struct SigningKey {
+    pair: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl SigningKey {
+    fn from_pkcs8(der: &[u8]) -> ApiResult<Self> {
+        let rng = SystemRandom::new();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+            .map_err(|_| internal("parse"))?;
+        Ok(Self { pair, rng })
+    }
+}
+
 /// Decoded private keys by `kid` (derived data: every instance can rebuild it from the rows).
-fn cache() -> &'static Mutex<HashMap<String, Arc<EncodingKey>>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<EncodingKey>>>> = OnceLock::new();
+fn cache() -> &'static Mutex<HashMap<String, Arc<SigningKey>>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<SigningKey>>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -104,7 +121,7 @@ pub async fn ensure_key(s: &Services) -> ApiResult<()> {
 }
 
 /// The newest key: its `kid` and private key (decoded once per instance).
-pub async fn current(tx: &mut dyn Tx, s: &Services) -> ApiResult<(String, Arc<EncodingKey>)> {
+pub async fn current(tx: &mut dyn Tx, s: &Services) -> ApiResult<(String, Arc<SigningKey>)> {
     let rows = tx.oidc_signing_keys().await?;
     let row = rows
         .last()
@@ -117,7 +134,7 @@ pub async fn current(tx: &mut dyn Tx, s: &Services) -> ApiResult<(String, Arc<En
     let der = Zeroizing::new(
         open(kek.bytes(), &aad(&row.kid, version), &row.sealed_key).map_err(internal)?,
     );
-    let key = Arc::new(EncodingKey::from_ec_der(&der));
+    let key = Arc::new(SigningKey::from_pkcs8(&der)?);
     cache()
         .lock()
         .map_err(internal)?
@@ -125,12 +142,23 @@ pub async fn current(tx: &mut dyn Tx, s: &Services) -> ApiResult<(String, Arc<En
     Ok((row.kid.clone(), key))
 }
 
-/// Signs claims as a JWS with ES256 under the newest key.
-pub fn sign(kid: &str, key: &EncodingKey, claims: &impl Serialize) -> ApiResult<String> {
+/// Signs claims as a JWS with ES256 under the newest key: the JWS compact serialization
+/// (RFC 7515 §7.1) of `jsonwebtoken`'s header, the claims, and `ring`'s fixed-size P-256
+/// signature (RFC 7518 §3.4), as `jsonwebtoken::encode` makes it.
+pub fn sign(kid: &str, key: &SigningKey, claims: &impl Serialize) -> ApiResult<String> {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(kid.to_owned());
     header.typ = Some("JWT".into());
-    jsonwebtoken::encode(&header, claims, key).map_err(internal)
+    let mut jws = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(internal)?);
+    jws.push('.');
+    URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims).map_err(internal)?, &mut jws);
+    let signature = key
+        .pair
+        .sign(&key.rng, jws.as_bytes())
+        .map_err(|_| internal("sign"))?;
+    jws.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
+    Ok(jws)
 }
 
 /// The published keys: the current ones, and retired ones until their tokens expired.
@@ -236,4 +264,53 @@ pub async fn audience_of(s: &Services, id_token: &str) -> ApiResult<Option<Strin
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    fn new_key() -> (SigningKey, DecodingKey) {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = SigningKey::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let point = key.pair.public_key().as_ref().to_vec();
+        let public = DecodingKey::from_ec_components(
+            &URL_SAFE_NO_PAD.encode(&point[1..33]),
+            &URL_SAFE_NO_PAD.encode(&point[33..65]),
+        )
+        .unwrap();
+        (key, public)
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_the_public_key_and_carries_its_header() {
+        let (key, public) = new_key();
+        let claims = json!({"sub": "é/\"x\"", "aud": "c", "exp": 4_102_444_800_i64});
+        let jws = sign("kid-1", &key, &claims).unwrap();
+        let header = jsonwebtoken::decode_header(&jws).unwrap();
+        assert_eq!(header.alg, Algorithm::ES256);
+        assert_eq!(header.kid.as_deref(), Some("kid-1"));
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_audience(&["c"]);
+        let data = jsonwebtoken::decode::<Value>(&jws, &public, &v).unwrap();
+        assert_eq!(data.claims, claims);
+    }
+
+    #[test]
+    fn a_token_altered_or_signed_by_another_key_does_not_verify() {
+        let (key, public) = new_key();
+        let (_, other) = new_key();
+        let mut v = Validation::new(Algorithm::ES256);
+        v.validate_aud = false;
+        let jws = sign("k", &key, &json!({"exp": 4_102_444_800_i64, "sub": "a"})).unwrap();
+        assert!(jsonwebtoken::decode::<Value>(&jws, &other, &v).is_err());
+        let parts: Vec<&str> = jws.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(r#"{"exp":4102444800,"sub":"b"}"#);
+        let altered = format!("{}.{forged}.{}", parts[0], parts[2]);
+        assert!(jsonwebtoken::decode::<Value>(&altered, &public, &v).is_err());
+        assert!(jsonwebtoken::decode::<Value>(&jws, &public, &v).is_ok());
+    }
 }
