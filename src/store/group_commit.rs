@@ -129,9 +129,7 @@ impl Writer {
         let queued = Queued(self.queued.clone());
         let mut w = tokio::time::timeout(wait, self.conn.clone().lock_owned())
             .await
-            .map_err(|_| {
-                StoreError::Unavailable("timed out waiting for a database connection".into())
-            })?;
+            .map_err(|_| super::sqlite::timed_out())?;
         drop(queued);
         if !w.open {
             w.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;

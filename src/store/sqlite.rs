@@ -128,7 +128,7 @@ fn closed() -> StoreError {
     StoreError::Unavailable("the database was closed".into())
 }
 
-fn timed_out() -> StoreError {
+pub(super) fn timed_out() -> StoreError {
     StoreError::Unavailable("timed out waiting for a database connection".into())
 }
 
